@@ -1,0 +1,62 @@
+//! `consentryd`: the daemon. Parse the command line, load and check the
+//! config, start logging, then hand over to `consentry::daemon::run`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use consentry::cli::{DaemonArgs, absolute, prepare_demo};
+use consentry::config::Config;
+
+fn main() -> ExitCode {
+    let args = DaemonArgs::parse();
+    if let Some(path) = &args.check_config {
+        return match Config::load(path) {
+            Ok(config) => {
+                println!("{}: ok ({} share(s))", path.display(), config.shares.len());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match &args.demo {
+        Some(dir) => match absolute(dir).map(|dir| Config::demo(&dir)) {
+            Ok(config) => config,
+            Err(err) => {
+                eprintln!("consentryd: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match Config::load(&args.config) {
+            Ok(config) => config,
+            Err(err) => {
+                eprintln!("consentryd: {err}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Err(err) = consentry::logging::init(&config.log, "consentryd") {
+        eprintln!("consentryd: {err}");
+        return ExitCode::FAILURE;
+    }
+    if args.demo.is_some() {
+        if let Err(err) = prepare_demo(&config) {
+            eprintln!("consentryd: {err:#}");
+            return ExitCode::FAILURE;
+        }
+        let drop = config.shares[0].path.display();
+        eprintln!("\n  consentry demo\n  drop photos into:  {drop}\n  then look:         consentry --demo {} status\n                     consentry --demo {} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n",
+            args.demo.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+            args.demo.as_ref().map(|d| d.display().to_string()).unwrap_or_default());
+    }
+    match consentry::daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::error!(target: "consentry::daemon", "{err:#}");
+            eprintln!("consentryd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

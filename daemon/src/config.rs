@@ -1,0 +1,499 @@
+//! The daemon's one configuration file (`/etc/consentry/consentry.toml`).
+//!
+//! Input: TOML text. Output: a validated [`Config`]. Failure modes: a syntax
+//! error, an unknown key (always an error: a typo must never silently fall back
+//! to a default), or a value that parses but makes no sense; every error names
+//! the key and says why. The daemon never writes its own config.
+//!
+//! `packaging/consentry.toml` is the annotated production file and the demo
+//! config is built in code ([`Config::demo`]); tests keep both honest.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Where the production config lives.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/consentry/consentry.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {reason}")]
+    Invalid { path: PathBuf, key: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// Watched drop shares; each feeds one collection.
+    #[serde(default, rename = "share")]
+    pub shares: Vec<ShareConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Catalogue (sled) and encrypted blobs live here.
+    pub data_dir: PathBuf,
+    /// 32-byte master key, mode 0600. Used when no systemd credential is passed.
+    pub master_key_file: PathBuf,
+    /// Name of the systemd credential (`LoadCredential=`) holding the master key.
+    /// Takes precedence over `master_key_file` when `$CREDENTIALS_DIRECTORY` has it.
+    pub master_key_credential: String,
+    /// sled page cache. sled's own default (1 GiB) is wrong for a small appliance.
+    #[serde(deserialize_with = "de_size")]
+    pub cache_capacity: u64,
+    /// How often sled flushes on its own, between our explicit durability points.
+    #[serde(deserialize_with = "de_duration")]
+    pub flush_every: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("/var/lib/consentry"),
+            master_key_file: PathBuf::from("/etc/consentry/master.key"),
+            master_key_credential: "master.key".to_owned(),
+            cache_capacity: 64 * MIB,
+            flush_every: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+    /// Files larger than this are refused before reading.
+    #[serde(deserialize_with = "de_size")]
+    pub max_file_size: u64,
+    /// A file is taken only after its size and mtime stayed unchanged this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub quiet_period: Duration,
+    /// Full walk of every share; inotify events only make it come sooner.
+    #[serde(deserialize_with = "de_duration")]
+    pub rescan_interval: Duration,
+    /// Parallel ingest workers; 0 means one per CPU.
+    pub workers: usize,
+    /// After this many failed attempts a file is quarantined.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt.
+    #[serde(deserialize_with = "de_duration")]
+    pub retry_backoff: Duration,
+    /// A claimed job whose worker stops heart-beating for this long is taken over.
+    #[serde(deserialize_with = "de_duration")]
+    pub lease: Duration,
+    /// Longest edge of each stored thumbnail, in pixels.
+    pub thumbnail_sizes: Vec<u32>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_pixels: 100_000_000,
+            max_file_size: 512 * MIB,
+            quiet_period: Duration::from_secs(5),
+            rescan_interval: Duration::from_secs(60),
+            workers: 0,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(2),
+            lease: Duration::from_secs(120),
+            thumbnail_sizes: vec![320, 1280],
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalMode {
+    /// The journal when started by systemd with the journal as output, else stderr.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// error, warn, info, debug or trace.
+    pub level: String,
+    pub journal: JournalMode,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".to_owned(), journal: JournalMode::Auto }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix socket the `consentry` CLI uses to talk to a running daemon.
+    /// Empty means `<data_dir>/control.sock`.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig { socket: PathBuf::from("/run/consentry/control.sock") }
+    }
+}
+
+/// What happens to a dropped file once its encrypted copy and records are durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterIngest {
+    Delete,
+    Move,
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareConfig {
+    pub path: PathBuf,
+    pub collection: String,
+    #[serde(default = "default_after_ingest")]
+    pub after_ingest: AfterIngest,
+    /// Destination folder for `after_ingest = "move"`.
+    #[serde(default)]
+    pub move_to: Option<PathBuf>,
+}
+
+fn default_after_ingest() -> AfterIngest {
+    AfterIngest::Delete
+}
+
+pub const MIB: u64 = 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: StoreConfig::default(),
+            ingest: IngestConfig::default(),
+            log: LogConfig::default(),
+            control: ControlConfig::default(),
+            shares: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages and
+    /// to resolve relative paths (relative to the file's folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        config.resolve_relative_paths(base);
+        config.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.to_owned(), key, reason })?;
+        Ok(config)
+    }
+
+    /// The embedded default for `consentryd --demo DIR`: one drop share, all
+    /// state and the (demo-only, generated) master key below `dir`.
+    pub fn demo(dir: &Path) -> Config {
+        let mut config = Config::default();
+        config.store.data_dir = dir.join("data");
+        config.store.master_key_file = dir.join("master.key");
+        config.control.socket = dir.join("control.sock");
+        config.ingest.quiet_period = Duration::from_secs(2);
+        config.ingest.rescan_interval = Duration::from_secs(10);
+        config.shares.push(ShareConfig {
+            path: dir.join("drop"),
+            collection: "demo".to_owned(),
+            after_ingest: AfterIngest::Delete,
+            move_to: None,
+        });
+        config
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        if self.control.socket.as_os_str().is_empty() {
+            self.store.data_dir.join("control.sock")
+        } else {
+            self.control.socket.clone()
+        }
+    }
+
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.store.data_dir);
+        fix(&mut self.store.master_key_file);
+        fix(&mut self.control.socket);
+        for share in &mut self.shares {
+            fix(&mut share.path);
+            if let Some(move_to) = &mut share.move_to {
+                fix(move_to);
+            }
+        }
+    }
+
+    /// Semantic checks; returns the offending key and why.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
+        if self.ingest.max_pixels == 0 {
+            return bad("ingest.max_pixels", "must be greater than 0");
+        }
+        if self.ingest.max_file_size == 0 {
+            return bad("ingest.max_file_size", "must be greater than 0");
+        }
+        if self.ingest.max_attempts == 0 {
+            return bad("ingest.max_attempts", "must be at least 1");
+        }
+        if self.ingest.rescan_interval < Duration::from_secs(1) {
+            return bad("ingest.rescan_interval", "must be at least 1s");
+        }
+        if self.ingest.lease < Duration::from_secs(5) {
+            return bad("ingest.lease", "must be at least 5s");
+        }
+        if self.ingest.thumbnail_sizes.iter().any(|&s| !(16..=8192).contains(&s)) {
+            return bad("ingest.thumbnail_sizes", "each size must be between 16 and 8192 pixels");
+        }
+        if log::LevelFilter::from_str_opt(&self.log.level).is_none() {
+            return bad("log.level", "must be one of error, warn, info, debug, trace");
+        }
+        if self.store.master_key_credential.contains('/') {
+            return bad("store.master_key_credential", "is a credential name, not a path");
+        }
+        let mut collections_by_path: Vec<&Path> = Vec::new();
+        for (idx, share) in self.shares.iter().enumerate() {
+            let key = |field: &str| format!("share[{idx}].{field}");
+            if share.collection.trim().is_empty()
+                || !share.collection.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
+            {
+                return Err((key("collection"), "must be a non-empty name of letters, digits, '-', '_' or '.'".into()));
+            }
+            if share.path.starts_with(&self.store.data_dir) || self.store.data_dir.starts_with(&share.path) {
+                return Err((key("path"), "must not overlap store.data_dir".into()));
+            }
+            if collections_by_path.iter().any(|p| p.starts_with(&share.path) || share.path.starts_with(p)) {
+                return Err((key("path"), "overlaps another share".into()));
+            }
+            collections_by_path.push(&share.path);
+            match (share.after_ingest, &share.move_to) {
+                (AfterIngest::Move, None) => {
+                    return Err((key("move_to"), "is required when after_ingest = \"move\"".into()));
+                }
+                (AfterIngest::Move, Some(dest)) if dest.starts_with(&share.path) => {
+                    return Err((key("move_to"), "must be outside the share, or moved files would be ingested again".into()));
+                }
+                (AfterIngest::Delete | AfterIngest::Keep, Some(_)) => {
+                    return Err((key("move_to"), "is only used with after_ingest = \"move\"".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+trait LevelFilterExt: Sized {
+    fn from_str_opt(s: &str) -> Option<Self>;
+}
+
+impl LevelFilterExt for log::LevelFilter {
+    fn from_str_opt(s: &str) -> Option<Self> {
+        s.parse().ok().filter(|l| *l != log::LevelFilter::Off)
+    }
+}
+
+/// A size like `"512MiB"`, `"2GB"`, `"4096"` (bytes) or a bare integer.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like \"512MiB\""))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// A duration like `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"7d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a duration like \"5s\""))?;
+    let millis: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "" => return Err(format!("`{text}` needs a unit (ms, s, m, h, d)")),
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h, d)")),
+    };
+    number.checked_mul(millis).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too long"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeOrText {
+    Number(u64),
+    Text(String),
+}
+
+fn de_size<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    match SizeOrText::deserialize(de)? {
+        SizeOrText::Number(n) => Ok(n),
+        SizeOrText::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl fmt::Display for AfterIngest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AfterIngest::Delete => "delete",
+            AfterIngest::Move => "move",
+            AfterIngest::Keep => "keep",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/consentry/consentry.toml"))
+    }
+
+    fn invalid_key(text: &str) -> String {
+        match parse(text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_config_parses_and_equals_defaults_plus_its_share() {
+        let text = include_str!("../../packaging/consentry.toml");
+        let config = parse(text).expect("packaging/consentry.toml must parse");
+        let mut expected = Config::default();
+        expected.shares = config.shares.clone();
+        assert_eq!(config, expected, "the shipped file documents the defaults; keep them equal");
+        assert_eq!(config.shares.len(), 1);
+        assert_eq!(config.shares[0].after_ingest, AfterIngest::Delete);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = parse("[ingest]\nquiet_perod = \"5s\"\n").unwrap_err().to_string();
+        assert!(err.contains("quiet_perod"), "{err}");
+        let err = parse("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter = \"keep\"\n").unwrap_err().to_string();
+        assert!(err.contains("after"), "{err}");
+        let err = parse("[stroe]\n").unwrap_err().to_string();
+        assert!(err.contains("stroe"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_why() {
+        let err = parse("[ingest]\nmax_file_size = \"12 parsecs\"\n").unwrap_err().to_string();
+        assert!(err.contains("max_file_size") && err.contains("parsecs"), "{err}");
+        let err = parse("[ingest]\nquiet_period = \"5\"\n").unwrap_err().to_string();
+        assert!(err.contains("quiet_period") && err.contains("needs a unit"), "{err}");
+        assert_eq!(invalid_key("[ingest]\nmax_pixels = 0\n"), "ingest.max_pixels");
+        assert_eq!(invalid_key("[log]\nlevel = \"loud\"\n"), "log.level");
+        assert_eq!(
+            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\n"),
+            "share[0].move_to"
+        );
+        assert_eq!(
+            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\nmove_to = \"/srv/a/done\"\n"),
+            "share[0].move_to"
+        );
+        assert_eq!(
+            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n[[share]]\npath = \"/srv/a/b\"\ncollection = \"b\"\n"),
+            "share[1].path"
+        );
+        assert_eq!(invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a b\"\n"), "share[0].collection");
+        assert_eq!(
+            invalid_key("[store]\ndata_dir = \"/srv/a/data\"\n[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n"),
+            "share[0].path"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("512MiB"), Ok(512 * MIB));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("1 XB").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2 fortnights").is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let config = Config::parse(
+            "[store]\ndata_dir = \"data\"\n[[share]]\npath = \"drop\"\ncollection = \"x\"\n",
+            Path::new("/opt/site/consentry.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.store.data_dir, Path::new("/opt/site/data"));
+        assert_eq!(config.shares[0].path, Path::new("/opt/site/drop"));
+    }
+
+    #[test]
+    fn demo_config_is_valid() {
+        let config = Config::demo(Path::new("/tmp/demo"));
+        config.validate().unwrap();
+        assert_eq!(config.shares[0].path, Path::new("/tmp/demo/drop"));
+    }
+}

@@ -1,0 +1,172 @@
+//! The control socket: how the `consentry` CLI talks to a running daemon
+//! (sled allows one process per catalogue, so while the daemon runs it is the
+//! only reader).
+//!
+//! Protocol: the client sends one JSON [`Request`] line; the daemon answers
+//! with zero or more JSON data lines and a final `{"end":"ok"}` or
+//! `{"end":"error","message":…}` line. The socket is created mode 0660: only
+//! the service user and its group may use it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{AssetDetail, AssetSummary, StatusReport};
+use crate::config::Config;
+use crate::domain::AssetId;
+use crate::pipeline::store::Store;
+use crate::workers::WorkerRegistry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    Status,
+    AssetsList,
+    AssetShow { id: String },
+    Export,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot reach the daemon at {path}: {source}")]
+    Connect { path: String, source: std::io::Error },
+    #[error("lost the connection to the daemon: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Daemon(String),
+    #[error("the daemon sent an invalid reply: {0}")]
+    Protocol(String),
+}
+
+/// What the daemon shares with control connections.
+pub struct ControlState {
+    pub store: Arc<Store>,
+    pub config: Config,
+    pub registry: Arc<WorkerRegistry>,
+}
+
+/// Answers one request, writing data lines to `out`. Shared by the daemon's
+/// socket and the CLI's direct mode, so both give the same output.
+pub fn answer(
+    request: &Request,
+    store: &Store,
+    config: &Config,
+    registry: Option<&WorkerRegistry>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let line = |out: &mut dyn Write, value: &dyn erased::Json| -> Result<(), String> {
+        let mut text = value.to_json()?;
+        text.push('\n');
+        out.write_all(text.as_bytes()).map_err(|e| e.to_string())
+    };
+    match request {
+        Request::Ping => line(out, &serde_json::json!({ "pong": true })),
+        Request::Status => {
+            let counts = store.counts().map_err(|e| e.to_string())?;
+            let queue = store.queue_summary(crate::clock::now_ms()).map_err(|e| e.to_string())?;
+            let workers = registry.map(WorkerRegistry::snapshot).unwrap_or_default();
+            line(out, &StatusReport::build(config, counts, queue, workers, registry.is_some()))
+        }
+        Request::AssetsList => {
+            for asset in store.assets() {
+                line(out, &AssetSummary::from(&asset.map_err(|e| e.to_string())?))?;
+            }
+            Ok(())
+        }
+        Request::AssetShow { id } => {
+            let asset_id = AssetId::parse(id).ok_or_else(|| format!("`{id}` is not an asset id (64 hex digits)"))?;
+            let asset = store.asset(&asset_id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no asset {id}"))?;
+            line(out, &AssetDetail::from(&asset))
+        }
+        Request::Export => store.export(out).map(|_| ()).map_err(|e| e.to_string()),
+    }
+}
+
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> Result<String, String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String, String> {
+            serde_json::to_string(self).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Binds the socket (replacing a stale one) and serves until the process ends.
+pub fn serve(socket: &Path, state: Arc<ControlState>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if socket.exists() {
+        if UnixStream::connect(socket).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another daemon is already listening on {}", socket.display()),
+            ));
+        }
+        std::fs::remove_file(socket)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    std::thread::Builder::new().name("control".into()).spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let state = Arc::clone(&state);
+            let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || handle(stream, &state));
+        }
+    })
+}
+
+fn handle(stream: UnixStream, state: &ControlState) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut out = std::io::BufWriter::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let end = match serde_json::from_str::<Request>(&request_line) {
+        Ok(request) => match answer(&request, &state.store, &state.config, Some(&state.registry), &mut out) {
+            Ok(()) => serde_json::json!({ "end": "ok" }),
+            Err(message) => serde_json::json!({ "end": "error", "message": message }),
+        },
+        Err(err) => serde_json::json!({ "end": "error", "message": format!("invalid request: {err}") }),
+    };
+    let _ = writeln!(out, "{end}");
+    let _ = out.flush();
+}
+
+/// Sends `request` and hands every data line to `on_line`.
+pub fn request(socket: &Path, request: &Request, on_line: &mut dyn FnMut(&str) -> std::io::Result<()>) -> Result<(), ControlError> {
+    let mut stream = UnixStream::connect(socket)
+        .map_err(|source| ControlError::Connect { path: socket.display().to_string(), source })?;
+    let mut text = serde_json::to_string(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    text.push('\n');
+    stream.write_all(text.as_bytes())?;
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        if line.starts_with("{\"end\":") {
+            let end: serde_json::Value = serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
+            return match end["end"].as_str() {
+                Some("ok") => Ok(()),
+                _ => Err(ControlError::Daemon(end["message"].as_str().unwrap_or("unknown error").to_owned())),
+            };
+        }
+        on_line(&line)?;
+    }
+    Err(ControlError::Protocol("the reply ended early".into()))
+}
+
+/// Whether a daemon answers on `socket`.
+pub fn daemon_listening(socket: &Path) -> bool {
+    UnixStream::connect(socket).is_ok()
+}

@@ -1,0 +1,209 @@
+//! The daemon's life, as a checklist: open the store (key check first), clear
+//! crash leftovers, start the watcher, the ingest workers and the heartbeat,
+//! serve the control socket, wait for SIGTERM/SIGINT, stop with a deadline,
+//! flush.
+//!
+//! Architecture Invariant: a file that makes a stage panic fails only its own
+//! job (each job runs inside a panic boundary); the daemon carries on.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::control::{self, ControlState};
+use crate::pipeline::faces::{FaceStage, NoFaceStage};
+use crate::pipeline::ingest::{Ingestor, JobOutcome};
+use crate::pipeline::queue::Job;
+use crate::pipeline::store::Store;
+use crate::pipeline::store::jobs::JobId;
+use crate::pipeline::watch::Watcher;
+use crate::workers::{WorkerHandle, WorkerRegistry, WorkerState, Wakeup};
+use crate::{clock, pipeline::store::crypto};
+
+/// How long shutdown waits for workers to finish their current file.
+const EXIT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Jobs currently held by workers, for the heartbeat thread.
+type HeldJobs = Arc<Mutex<HashMap<String, JobId>>>;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let (store, key_source) = Store::open(&config.store)?;
+    let store = Arc::new(store);
+    log::info!(target: "consentry::daemon", "catalogue {} opened with the master key from {} (fingerprint {})",
+        config.store.data_dir.display(), key_source, store.keys().fingerprint());
+    let removed = store.remove_orphan_blobs()?;
+    if removed > 0 {
+        log::info!(target: "consentry::daemon", "removed {removed} blob file(s) left unreferenced by an interrupted run");
+    }
+
+    let boot = boot_id()?;
+    let must_exit = Arc::new(AtomicBool::new(false));
+    let wakeup = Arc::new(Wakeup::default());
+    let registry = Arc::new(WorkerRegistry::default());
+    let held: HeldJobs = Arc::default();
+    let faces: Arc<dyn FaceStage> = Arc::new(NoFaceStage);
+    let ingestor = Arc::new(Ingestor::new(Arc::clone(&store), config.ingest.clone(), faces));
+    let mut threads = Vec::new();
+
+    let watcher = Watcher::new(
+        config.shares.clone(),
+        Arc::clone(&store),
+        config.ingest.clone(),
+        Arc::clone(&wakeup),
+        registry.register("watch"),
+    );
+    let exit = Arc::clone(&must_exit);
+    threads.push(std::thread::Builder::new().name("watch".into()).spawn(move || watcher.run(exit))?);
+
+    let n_workers = config.ingest.worker_count();
+    for worker_idx in 1..=n_workers {
+        let name = format!("ingest-{worker_idx}");
+        let handle = registry.register(&name);
+        let (ingestor, wakeup, exit, held) =
+            (Arc::clone(&ingestor), Arc::clone(&wakeup), Arc::clone(&must_exit), Arc::clone(&held));
+        let lease_ms = clock::duration_ms(config.ingest.lease);
+        threads.push(
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || ingest_worker(&ingestor, boot, lease_ms, &wakeup, &handle, &exit, &held))?,
+        );
+    }
+
+    let heartbeat_every = config.ingest.lease / 4;
+    let (hb_store, hb_exit, hb_held) = (Arc::clone(&store), Arc::clone(&must_exit), Arc::clone(&held));
+    threads.push(std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
+        while !hb_exit.load(Ordering::Relaxed) {
+            let jobs: Vec<JobId> = hb_held.lock().expect("held jobs").values().copied().collect();
+            for job in jobs {
+                if let Err(err) = hb_store.heartbeat(job, boot, clock::now_ms()) {
+                    log::warn!(target: "consentry::daemon", "heartbeat for {job} failed: {err}");
+                }
+            }
+            sleep_unless(&hb_exit, heartbeat_every);
+        }
+    })?);
+
+    let socket = config.control_socket();
+    let control_state = Arc::new(ControlState { store: Arc::clone(&store), config: config.clone(), registry: Arc::clone(&registry) });
+    control::serve(&socket, control_state)
+        .map_err(|err| anyhow::anyhow!("cannot listen on control socket {}: {err}", socket.display()))?;
+    log::info!(target: "consentry::daemon", "ready: {n_workers} ingest worker(s), {} share(s), control socket {}", config.shares.len(), socket.display());
+    for share in &config.shares {
+        log::info!(target: "consentry::daemon", "drop photos into {} (collection {}, then {})", share.path.display(), share.collection, share.after_ingest);
+    }
+
+    wait_for_signal()?;
+    log::info!(target: "consentry::daemon", "stopping: finishing the files in progress (at most {}s)", EXIT_DEADLINE.as_secs());
+    must_exit.store(true, Ordering::Relaxed);
+    wakeup.notify();
+    let deadline = Instant::now() + EXIT_DEADLINE;
+    for thread in threads {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
+    }
+    store.flush()?;
+    let _ = std::fs::remove_file(&socket);
+    log::info!(target: "consentry::daemon", "stopped");
+    Ok(())
+}
+
+fn ingest_worker(
+    ingestor: &Ingestor,
+    boot: u64,
+    lease_ms: u64,
+    wakeup: &Wakeup,
+    handle: &WorkerHandle,
+    must_exit: &AtomicBool,
+    held: &HeldJobs,
+) {
+    let name = handle.name();
+    while !must_exit.load(Ordering::Relaxed) {
+        let seen = wakeup.generation();
+        let claimed = match ingestor.store().claim_job::<Job>(boot, &name, lease_ms, clock::now_ms()) {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => {
+                handle.set(WorkerState::Idle, None);
+                wakeup.wait(seen, Duration::from_secs(1));
+                continue;
+            }
+            Err(err) => {
+                handle.set(WorkerState::Throttled, Some(err.to_string()));
+                log::error!(target: "consentry::daemon", "{name}: cannot read the queue: {err}");
+                sleep_unless(must_exit, Duration::from_secs(5));
+                continue;
+            }
+        };
+        let Job::Ingest(job) = &claimed.job;
+        handle.set(WorkerState::Busy, Some(job.rel_path.clone()));
+        held.lock().expect("held jobs").insert(name.clone(), claimed.id);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| ingestor.run_job(&claimed)));
+        held.lock().expect("held jobs").remove(&name);
+        match result {
+            Ok(Ok(JobOutcome::RetryLater { attempt, delay, error })) => {
+                handle.count(false);
+                log::warn!(target: "consentry::ingest", path = job.rel_path.as_str(), stage = "retry";
+                    "attempt {attempt} failed, retrying in {}s: {error}", delay.as_secs());
+            }
+            Ok(Ok(_)) => handle.count(true),
+            Ok(Err(err)) => {
+                handle.count(false);
+                log::error!(target: "consentry::daemon", "{name}: {} failed and stays queued: {err}", claimed.id);
+                sleep_unless(must_exit, Duration::from_secs(1));
+            }
+            Err(panic) => {
+                handle.count(false);
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                log::error!(target: "consentry::daemon", "{name}: internal error on {}: {message}", job.rel_path);
+                let retry = ingestor.store().retry_job::<Job>(
+                    claimed.id,
+                    clock::now_ms() + 5_000,
+                    true,
+                    Some(&format!("internal error: {message}")),
+                );
+                if let Err(err) = retry {
+                    log::error!(target: "consentry::daemon", "{name}: cannot requeue {}: {err}", claimed.id);
+                }
+            }
+        }
+    }
+    handle.set(WorkerState::Done, None);
+}
+
+fn sleep_unless(must_exit: &AtomicBool, duration: Duration) {
+    let until = Instant::now() + duration;
+    while !must_exit.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+    }
+}
+
+fn boot_id() -> anyhow::Result<u64> {
+    let mut bytes = [0u8; 8];
+    crypto::fill_random(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok::<(), std::io::Error>(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! consentry: an on-premises photo bank that can say, for every photo, whether
+//! it may be published, and why.
+//!
+//! The daemon (`consentryd`) watches drop shares and runs the ingest pipeline;
+//! the CLI (`consentry`) talks to the daemon or, when none runs, to the store.
+//! See `ARCHITECTURE.md` at the repository root for the codemap.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod domain;
+pub mod logging;
+pub mod pipeline;
+pub mod workers;
