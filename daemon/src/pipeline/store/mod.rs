@@ -150,7 +150,7 @@ impl Store {
             .flush_every_ms(Some(crate::clock::duration_ms(config.flush_every).max(1)))
             .open()
             .map_err(|err| match err {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                     StoreError::Locked { path: catalogue_path.clone() }
                 }
                 other => StoreError::Sled(other),
