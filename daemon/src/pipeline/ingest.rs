@@ -331,6 +331,10 @@ impl Ingestor {
                 meta.warnings.push(format!("sidecar ignored: {err}"));
             }
         }
+        let file_name = file.source.path.rsplit('/').next().unwrap_or("");
+        if decode::extension_fits(info.format, file_name) == Some(false) {
+            meta.warnings.push(format!("the file name {file_name} does not match its content ({}); it was read as {}", info.format.name(), info.format.name()));
+        }
         timings.metadata = started.elapsed();
         log_stage(&id, &path_text, "metadata", timings.metadata, &format!("{} warning(s)", meta.warnings.len()));
         let orientation = meta.orientation;

@@ -107,6 +107,20 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<ContainerInfo, Dec
     Ok(info)
 }
 
+/// Whether a file name's extension fits the sniffed format (`None`: no extension).
+pub fn extension_fits(format: ImageFormat, file_name: &str) -> Option<bool> {
+    let ext = std::path::Path::new(file_name).extension()?.to_str()?.to_ascii_lowercase();
+    let fits: &[&str] = match format {
+        ImageFormat::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+        ImageFormat::Png => &["png"],
+        ImageFormat::Tiff => &["tif", "tiff"],
+        ImageFormat::WebP => &["webp"],
+        ImageFormat::Heif => &["heic", "heif", "hif"],
+        ImageFormat::Avif => &["avif"],
+    };
+    Some(fits.contains(&ext.as_str()))
+}
+
 /// Size as displayed: EXIF orientations 5–8 and odd HEIF quarter turns swap the axes.
 pub fn oriented_size(info: &ContainerInfo, exif_orientation: Option<u16>) -> (u32, u32) {
     let swap = match info.format {
