@@ -8,8 +8,9 @@
 //!
 //! Architecture Invariant: inotify events are hints, the periodic full walk is
 //! the truth. A file is taken only when it is complete: no write is in progress
-//! (inotify saw no modification without a close-after-write) and its size and
-//! mtime stayed unchanged for `ingest.quiet_period`. Office and OS litter,
+//! (inotify saw no creation or modification without a close-after-write) and
+//! its size and mtime stayed unchanged for `ingest.quiet_period` (ten times as
+//! long for an empty file). Office and OS litter,
 //! hidden files, XMP sidecars (ingested with their image) and symbolic links
 //! are never queued.
 
@@ -172,7 +173,9 @@ impl Watcher {
                                     None
                                 } else if event.mask.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO) {
                                     Some(Hint::Closed(path))
-                                } else if event.mask.contains(AddWatchFlags::IN_MODIFY) {
+                                } else if event.mask.intersects(AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE) {
+                                    // A new file is being written until it is closed (SMB
+                                    // clients create it first and may write seconds later).
                                     Some(Hint::Modified(path))
                                 } else {
                                     None
@@ -351,7 +354,7 @@ impl Watcher {
                     if (candidate.size, candidate.mtime_ms) != now {
                         (candidate.size, candidate.mtime_ms) = now;
                         candidate.stable_since = Instant::now();
-                    } else if candidate.stable_since.elapsed() >= self.config.quiet_period
+                    } else if candidate.stable_since.elapsed() >= quiet_period_for(candidate.size, self.config.quiet_period)
                         && !self.writing.contains_key(&path)
                     {
                         ready.push(path);
@@ -402,6 +405,12 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// An empty file is most often one whose writer has not started yet: give it
+/// far longer before it is taken (and then quarantined as empty).
+fn quiet_period_for(size: u64, quiet_period: Duration) -> Duration {
+    if size == 0 { quiet_period * 10 } else { quiet_period }
 }
 
 #[cfg(test)]
