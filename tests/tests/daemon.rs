@@ -30,7 +30,7 @@ fn litter_is_ignored_and_a_vanished_share_is_picked_up_again() {
     let second = synthetic_jpeg(2, 80, 60);
     env.drop_file("after/second.jpg", &second);
     wait_for(|| env.assets().len() == 2, "a photo dropped after the share returned is ingested");
-    assert!(daemon.log().contains("is available again"));
+    wait_for(|| daemon.log().contains("is available again"), "the next walk reports the share back");
     let ids: Vec<String> = env.assets().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
     assert!(ids.contains(&blake3_hex(&photo)) && ids.contains(&blake3_hex(&second)));
     daemon.stop();

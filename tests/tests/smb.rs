@@ -122,8 +122,9 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
     // One large photo, fed to smbclient through a pipe in chunks with pauses
     // longer than the quiet period: only "closed after writing" keeps it from
     // being taken half-written.
-    let large = synthetic_jpeg(4242, 3000, 2000);
-    assert!(large.len() > 1_000_000, "the large photo is {} bytes", large.len());
+    // smbclient sends in writes of up to 1 MiB, so the photo must span several.
+    let large = synthetic_jpeg(4242, 4000, 3000);
+    assert!(large.len() > 3 << 20, "the large photo is {} bytes", large.len());
     expected.insert("large.jpg".to_owned(), blake3_hex(&large));
     let fifo = env.root().join("large.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
@@ -132,11 +133,10 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
         let (fifo, large) = (fifo.clone(), large.clone());
         std::thread::spawn(move || {
             let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            let chunk = large.len().div_ceil(8);
-            for part in large.chunks(chunk) {
+            for part in large.chunks(512 << 10) {
                 pipe.write_all(part).unwrap();
                 pipe.flush().unwrap();
-                std::thread::sleep(Duration::from_millis(700));
+                std::thread::sleep(Duration::from_millis(600));
             }
         })
     };
