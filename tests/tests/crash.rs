@@ -12,7 +12,7 @@ use consentry::pipeline::store::Store;
 use consentry_tests::{Env, Rng, blake3_hex, files_under, synthetic_jpeg};
 
 const N_FILES: usize = 1000;
-const MIN_KILLS: usize = 5;
+const ROUNDS: usize = 10;
 
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
@@ -36,25 +36,38 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert_eq!(unique.len(), N_FILES, "synthetic files must all differ");
 
     let mut kills = 0;
-    let mut next_file = 0;
+    let mut kills_mid_ingest = 0;
     let started = Instant::now();
-    while kills < MIN_KILLS || next_file < N_FILES {
+    let batch = N_FILES / ROUNDS;
+    for round in 0..ROUNDS {
         let mut daemon = env.start();
-        // Drop a random share of the remaining files while it runs.
-        let batch = if kills + 1 >= MIN_KILLS { N_FILES - next_file } else { (N_FILES / MIN_KILLS).min(N_FILES - next_file) };
-        for (name, bytes) in &files[next_file..next_file + batch] {
+        for (name, bytes) in &files[round * batch..(round + 1) * batch] {
             env.drop_file(name, bytes);
             dropped.insert(name.clone(), blake3_hex(bytes));
         }
-        next_file += batch;
-        // Let it work for a random moment: from mid-start-up to well into ingest.
-        std::thread::sleep(Duration::from_millis(rng.below(2500)));
+        let on_share = files_under(&env.share).len();
+        if round % 2 == 0 {
+            // A random moment from start-up on: recovery, quiet period, ingest.
+            std::thread::sleep(Duration::from_millis(rng.below(1500)));
+        } else {
+            // A random moment while files are being taken.
+            let waiting = Instant::now();
+            while files_under(&env.share).len() >= on_share && waiting.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
+        }
         daemon.assert_alive();
         daemon.kill9();
         kills += 1;
+        let left = files_under(&env.share).len();
+        if left > 0 && left < on_share {
+            kills_mid_ingest += 1;
+        }
+        eprintln!("kill {kills}: {left} of {on_share} file(s) still on the share");
         assert_no_loss(&env, &dropped);
-        assert!(started.elapsed() < Duration::from_secs(600), "crash test is taking too long");
     }
+    assert!(kills_mid_ingest >= ROUNDS / 2, "too few kills landed while files were in flight ({kills_mid_ingest})");
 
     // A final, undisturbed run finishes the work.
     let mut daemon = env.start();
@@ -75,7 +88,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         assert_eq!(blake3_hex(&original), asset.id.0);
     }
     assert_eq!(store.queue_summary(0).unwrap().total, 0);
-    eprintln!("crash test: {kills} SIGKILLs, {N_FILES} files, {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!("crash test: {kills} SIGKILLs ({kills_mid_ingest} mid-ingest), {N_FILES} files, {:.1}s", started.elapsed().as_secs_f64());
 }
 
 /// Every dropped file is either still on the share or a durable asset.
