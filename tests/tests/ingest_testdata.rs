@@ -230,8 +230,8 @@ fn shared_testdata_ingests_with_metadata_and_refusals() {
         if !mwg.is_empty() {
             let mut ours: Vec<String> = md["regions"]
                 .as_array()
-                .unwrap()
-                .iter()
+                .into_iter()
+                .flatten()
                 .filter(|r| r["source"] == "mwg")
                 .filter_map(|r| r["name"].as_str().map(str::to_owned))
                 .collect();
@@ -257,7 +257,7 @@ fn shared_testdata_ingests_with_metadata_and_refusals() {
             failures.push(format!("{rel}: sidecar keywords {:?}, exiftool {keywords:?}", asset["metadata"]["keywords"]));
         }
         let mwg = list(&e["XMP-mwg-rs:RegionName"]);
-        let ours: Vec<String> = asset["metadata"]["regions"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect();
+        let ours: Vec<String> = asset["metadata"]["regions"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect();
         if !mwg.is_empty() && ours != mwg {
             failures.push(format!("{rel}: sidecar regions {ours:?}, exiftool {mwg:?}"));
         }
