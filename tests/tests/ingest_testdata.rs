@@ -264,7 +264,7 @@ fn shared_testdata_ingests_with_metadata_and_refusals() {
     }
     eprintln!("checked: {checked:?}");
     assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
-    assert!(checked["refused"] >= 15 && checked["gps"] >= 5 && checked["mwg regions"] >= 2, "{checked:?}");
+    assert!(checked["refused"] >= 15 && checked["gps"] >= 5 && checked["mwg regions"] >= 1 && checked["capture time"] >= 20, "{checked:?}");
 
     // The byte-identical pair: one asset, two sources.
     let pair = &details["faces/identities/John_Shimkus/000378_02340151.jpg"];
@@ -297,12 +297,16 @@ fn assert_nothing_in_plaintext(env: &Env) {
     let (store, _) = Store::open(&config.store).unwrap();
     let mut blocks: HashSet<[u8; 32]> = HashSet::new();
     let mut n_plain = 0;
+    let mut sample: Vec<u8> = Vec::new();
     for asset in store.assets() {
         let asset = asset.unwrap();
         let blobs = asset.original.iter().chain(asset.thumbnails.iter().map(|t| &t.blob));
         for blob in blobs {
             let plain = store.read_blob(&asset, blob).unwrap();
             n_plain += 1;
+            if sample.len() < 4096 && plain.len() > 200 {
+                sample = plain[100..200].to_vec();
+            }
             for chunk in plain.chunks_exact(32) {
                 // Runs of one byte (padding, flat areas) also occur by chance; skip them.
                 let distinct: HashSet<u8> = chunk.iter().copied().collect();
@@ -314,6 +318,10 @@ fn assert_nothing_in_plaintext(env: &Env) {
     }
     drop(store);
     assert!(n_plain > 300 && blocks.len() > 10_000, "{n_plain} blobs, {} blocks", blocks.len());
+    // The scanner must find a planted 100-byte window at an unaligned offset.
+    let mut planted = vec![0u8; 37];
+    planted.extend_from_slice(&sample);
+    assert!(planted.windows(32).any(|w| blocks.contains(<&[u8; 32]>::try_from(w).unwrap())), "the scanner misses a planted window");
     for rel in consentry_tests::files_under(&env.data) {
         let bytes = std::fs::read(env.data.join(&rel)).unwrap();
         if let Some(pos) = bytes.windows(32).position(|w| blocks.contains(<&[u8; 32]>::try_from(w).unwrap())) {

@@ -325,9 +325,10 @@ impl Ingestor {
         log_stage(&id, &path_text, "inspect", timings.inspect, &format!("{} {}×{}", info.format.name(), info.width, info.height));
 
         let started = Instant::now();
-        let mut meta = metadata::read(&info.metadata);
+        let stored_size = Some((info.width, info.height));
+        let mut meta = metadata::read_with_image_size(&info.metadata, stored_size);
         if let Some(xmp) = &file.sidecar {
-            if let Err(err) = metadata::apply_sidecar(&mut meta, xmp) {
+            if let Err(err) = metadata::apply_sidecar_with_image_size(&mut meta, xmp, stored_size) {
                 meta.warnings.push(format!("sidecar ignored: {err}"));
             }
         }
