@@ -25,7 +25,10 @@ fn main() {
         eprintln!("benchmark skipped: no test data at {}", testdata.display());
         return;
     }
-    let rounds: usize = std::env::var("CONSENTRY_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("CONSENTRY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let files = load_images(&testdata);
     let total_bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     println!(
@@ -41,9 +44,17 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("master.key");
         crypto::generate_key_file(&key).unwrap();
-        let store_config = StoreConfig { data_dir: dir.path().join("data"), master_key_file: key, ..StoreConfig::default() };
+        let store_config = StoreConfig {
+            data_dir: dir.path().join("data"),
+            master_key_file: key,
+            ..StoreConfig::default()
+        };
         let (store, _) = Store::open(&store_config).unwrap();
-        let ingestor = Ingestor::new(Arc::new(store), IngestConfig::default(), Arc::new(NoFaceStage));
+        let ingestor = Ingestor::new(
+            Arc::new(store),
+            IngestConfig::default(),
+            Arc::new(NoFaceStage),
+        );
         let started = Instant::now();
         for (idx, (path, bytes)) in files.iter().enumerate() {
             let source = SourceRef {
@@ -54,7 +65,15 @@ fn main() {
                 ingested_at_ms: 0,
             };
             let report = ingestor
-                .ingest(SourceFile { source, path: path.clone(), bytes: bytes.clone(), sidecar: None }, None)
+                .ingest(
+                    SourceFile {
+                        source,
+                        path: path.clone(),
+                        bytes: bytes.clone(),
+                        sidecar: None,
+                    },
+                    None,
+                )
                 .unwrap();
             add(&mut stages, &report.timings);
         }
@@ -80,7 +99,11 @@ fn main() {
     let sum: Duration = rows.iter().map(|(_, d)| *d).sum();
     println!("share of time per stage (all rounds):");
     for (name, took) in rows {
-        println!("  {name:<40} {:>8.1} ms  {:>5.1} %", took.as_secs_f64() * 1000.0, 100.0 * took.as_secs_f64() / sum.as_secs_f64());
+        println!(
+            "  {name:<40} {:>8.1} ms  {:>5.1} %",
+            took.as_secs_f64() * 1000.0,
+            100.0 * took.as_secs_f64() / sum.as_secs_f64()
+        );
     }
 }
 
@@ -92,10 +115,19 @@ fn load_images(testdata: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .filter_map(|line| line.split(',').next())
         .filter(|path| !path.starts_with("broken/"))
         .filter(|path| {
-            let ext = Path::new(path).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            let ext = Path::new(path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             ["jpg", "jpeg", "png", "tif", "tiff", "webp", "heic", "avif"].contains(&ext.as_str())
         })
-        .map(|path| (testdata.join(path), std::fs::read(testdata.join(path)).unwrap()))
+        .map(|path| {
+            (
+                testdata.join(path),
+                std::fs::read(testdata.join(path)).unwrap(),
+            )
+        })
         .collect()
 }
 

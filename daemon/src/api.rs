@@ -106,7 +106,12 @@ impl From<&Asset> for AssetDetail {
             thumbnails: asset
                 .thumbnails
                 .iter()
-                .map(|t| ThumbnailView { size: t.size, width: t.width, height: t.height, mime: t.mime.clone() })
+                .map(|t| ThumbnailView {
+                    size: t.size,
+                    width: t.width,
+                    height: t.height,
+                    mime: t.mime.clone(),
+                })
                 .collect(),
             quarantine: asset.quarantine.as_ref().map(|q| QuarantineView {
                 stage: q.stage.clone(),
@@ -164,7 +169,11 @@ impl StatusReport {
                 collection: share.collection.clone(),
                 after_ingest: share.after_ingest.to_string(),
                 available: share.path.is_dir(),
-                assets: counts.by_collection.get(&share.collection).cloned().unwrap_or_default(),
+                assets: counts
+                    .by_collection
+                    .get(&share.collection)
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         StatusReport {

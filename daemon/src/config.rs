@@ -20,15 +20,23 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/consentry/consentry.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("config file {path}: key `{key}`: {reason}")]
-    Invalid { path: PathBuf, key: String, reason: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     #[serde(default)]
     pub store: StoreConfig,
@@ -146,7 +154,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".to_owned(), journal: JournalMode::Auto }
+        LogConfig {
+            level: "info".to_owned(),
+            journal: JournalMode::Auto,
+        }
     }
 }
 
@@ -160,7 +171,9 @@ pub struct ControlConfig {
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        ControlConfig { socket: PathBuf::from("/run/consentry/control.sock") }
+        ControlConfig {
+            socket: PathBuf::from("/run/consentry/control.sock"),
+        }
     }
 }
 
@@ -191,23 +204,13 @@ fn default_after_ingest() -> AfterIngest {
 
 pub const MIB: u64 = 1024 * 1024;
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            store: StoreConfig::default(),
-            ingest: IngestConfig::default(),
-            log: LogConfig::default(),
-            control: ControlConfig::default(),
-            shares: Vec::new(),
-        }
-    }
-}
-
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 
@@ -218,9 +221,18 @@ impl Config {
             path: path.to_owned(),
             message: err.to_string().trim_end().to_owned(),
         })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         config.resolve_relative_paths(base);
-        config.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.to_owned(), key, reason })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                reason,
+            })?;
         Ok(config)
     }
 
@@ -285,39 +297,73 @@ impl Config {
         if self.ingest.lease < Duration::from_secs(5) {
             return bad("ingest.lease", "must be at least 5s");
         }
-        if self.ingest.thumbnail_sizes.iter().any(|&s| !(16..=8192).contains(&s)) {
-            return bad("ingest.thumbnail_sizes", "each size must be between 16 and 8192 pixels");
+        if self
+            .ingest
+            .thumbnail_sizes
+            .iter()
+            .any(|&s| !(16..=8192).contains(&s))
+        {
+            return bad(
+                "ingest.thumbnail_sizes",
+                "each size must be between 16 and 8192 pixels",
+            );
         }
         if log::LevelFilter::from_str_opt(&self.log.level).is_none() {
-            return bad("log.level", "must be one of error, warn, info, debug, trace");
+            return bad(
+                "log.level",
+                "must be one of error, warn, info, debug, trace",
+            );
         }
         if self.store.master_key_credential.contains('/') {
-            return bad("store.master_key_credential", "is a credential name, not a path");
+            return bad(
+                "store.master_key_credential",
+                "is a credential name, not a path",
+            );
         }
         let mut collections_by_path: Vec<&Path> = Vec::new();
         for (idx, share) in self.shares.iter().enumerate() {
             let key = |field: &str| format!("share[{idx}].{field}");
             if share.collection.trim().is_empty()
-                || !share.collection.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
+                || !share
+                    .collection
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.".contains(c))
             {
-                return Err((key("collection"), "must be a non-empty name of letters, digits, '-', '_' or '.'".into()));
+                return Err((
+                    key("collection"),
+                    "must be a non-empty name of letters, digits, '-', '_' or '.'".into(),
+                ));
             }
-            if share.path.starts_with(&self.store.data_dir) || self.store.data_dir.starts_with(&share.path) {
+            if share.path.starts_with(&self.store.data_dir)
+                || self.store.data_dir.starts_with(&share.path)
+            {
                 return Err((key("path"), "must not overlap store.data_dir".into()));
             }
-            if collections_by_path.iter().any(|p| p.starts_with(&share.path) || share.path.starts_with(p)) {
+            if collections_by_path
+                .iter()
+                .any(|p| p.starts_with(&share.path) || share.path.starts_with(p))
+            {
                 return Err((key("path"), "overlaps another share".into()));
             }
             collections_by_path.push(&share.path);
             match (share.after_ingest, &share.move_to) {
                 (AfterIngest::Move, None) => {
-                    return Err((key("move_to"), "is required when after_ingest = \"move\"".into()));
+                    return Err((
+                        key("move_to"),
+                        "is required when after_ingest = \"move\"".into(),
+                    ));
                 }
                 (AfterIngest::Move, Some(dest)) if dest.starts_with(&share.path) => {
-                    return Err((key("move_to"), "must be outside the share, or moved files would be ingested again".into()));
+                    return Err((
+                        key("move_to"),
+                        "must be outside the share, or moved files would be ingested again".into(),
+                    ));
                 }
                 (AfterIngest::Delete | AfterIngest::Keep, Some(_)) => {
-                    return Err((key("move_to"), "is only used with after_ingest = \"move\"".into()));
+                    return Err((
+                        key("move_to"),
+                        "is only used with after_ingest = \"move\"".into(),
+                    ));
                 }
                 _ => {}
             }
@@ -339,9 +385,13 @@ impl LevelFilterExt for log::LevelFilter {
 /// A size like `"512MiB"`, `"2GB"`, `"4096"` (bytes) or a bare integer.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like \"512MiB\""))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like \"512MiB\""))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -352,17 +402,27 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
-        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)"
+            ));
+        }
     };
-    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// A duration like `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"7d"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a duration like \"5s\""))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like \"5s\""))?;
     let millis: u64 = match unit.trim() {
         "ms" => 1,
         "s" => 1_000,
@@ -370,9 +430,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         "" => return Err(format!("`{text}` needs a unit (ms, s, m, h, d)")),
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h, d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m, h, d)"
+            ));
+        }
     };
-    number.checked_mul(millis).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too long"))
+    number
+        .checked_mul(millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long"))
 }
 
 #[derive(Deserialize)]
@@ -423,18 +490,27 @@ mod tests {
     fn shipped_config_parses_and_equals_defaults_plus_its_share() {
         let text = include_str!("../../packaging/consentry.toml");
         let config = parse(text).expect("packaging/consentry.toml must parse");
-        let mut expected = Config::default();
-        expected.shares = config.shares.clone();
-        assert_eq!(config, expected, "the shipped file documents the defaults; keep them equal");
+        let expected = Config {
+            shares: config.shares.clone(),
+            ..Config::default()
+        };
+        assert_eq!(
+            config, expected,
+            "the shipped file documents the defaults; keep them equal"
+        );
         assert_eq!(config.shares.len(), 1);
         assert_eq!(config.shares[0].after_ingest, AfterIngest::Delete);
     }
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
-        let err = parse("[ingest]\nquiet_perod = \"5s\"\n").unwrap_err().to_string();
+        let err = parse("[ingest]\nquiet_perod = \"5s\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("quiet_perod"), "{err}");
-        let err = parse("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter = \"keep\"\n").unwrap_err().to_string();
+        let err = parse("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter = \"keep\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("after"), "{err}");
         let err = parse("[stroe]\n").unwrap_err().to_string();
         assert!(err.contains("stroe"), "{err}");
@@ -442,27 +518,51 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key_and_why() {
-        let err = parse("[ingest]\nmax_file_size = \"12 parsecs\"\n").unwrap_err().to_string();
-        assert!(err.contains("max_file_size") && err.contains("parsecs"), "{err}");
-        let err = parse("[ingest]\nquiet_period = \"5\"\n").unwrap_err().to_string();
-        assert!(err.contains("quiet_period") && err.contains("needs a unit"), "{err}");
-        assert_eq!(invalid_key("[ingest]\nmax_pixels = 0\n"), "ingest.max_pixels");
+        let err = parse("[ingest]\nmax_file_size = \"12 parsecs\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_file_size") && err.contains("parsecs"),
+            "{err}"
+        );
+        let err = parse("[ingest]\nquiet_period = \"5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quiet_period") && err.contains("needs a unit"),
+            "{err}"
+        );
+        assert_eq!(
+            invalid_key("[ingest]\nmax_pixels = 0\n"),
+            "ingest.max_pixels"
+        );
         assert_eq!(invalid_key("[log]\nlevel = \"loud\"\n"), "log.level");
         assert_eq!(
-            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\n"),
+            invalid_key(
+                "[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\n"
+            ),
             "share[0].move_to"
         );
         assert_eq!(
-            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\nmove_to = \"/srv/a/done\"\n"),
+            invalid_key(
+                "[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\nafter_ingest = \"move\"\nmove_to = \"/srv/a/done\"\n"
+            ),
             "share[0].move_to"
         );
         assert_eq!(
-            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n[[share]]\npath = \"/srv/a/b\"\ncollection = \"b\"\n"),
+            invalid_key(
+                "[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n[[share]]\npath = \"/srv/a/b\"\ncollection = \"b\"\n"
+            ),
             "share[1].path"
         );
-        assert_eq!(invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a b\"\n"), "share[0].collection");
         assert_eq!(
-            invalid_key("[store]\ndata_dir = \"/srv/a/data\"\n[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n"),
+            invalid_key("[[share]]\npath = \"/srv/a\"\ncollection = \"a b\"\n"),
+            "share[0].collection"
+        );
+        assert_eq!(
+            invalid_key(
+                "[store]\ndata_dir = \"/srv/a/data\"\n[[share]]\npath = \"/srv/a\"\ncollection = \"a\"\n"
+            ),
             "share[0].path"
         );
     }

@@ -34,7 +34,10 @@ pub enum Request {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("cannot reach the daemon at {path}: {source}")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("lost the connection to the daemon: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -68,9 +71,14 @@ pub fn answer(
         Request::Ping => line(out, &serde_json::json!({ "pong": true })),
         Request::Status => {
             let counts = store.counts().map_err(|e| e.to_string())?;
-            let queue = store.queue_summary(crate::clock::now_ms()).map_err(|e| e.to_string())?;
+            let queue = store
+                .queue_summary(crate::clock::now_ms())
+                .map_err(|e| e.to_string())?;
             let workers = registry.map(WorkerRegistry::snapshot).unwrap_or_default();
-            line(out, &StatusReport::build(config, counts, queue, workers, registry.is_some()))
+            line(
+                out,
+                &StatusReport::build(config, counts, queue, workers, registry.is_some()),
+            )
         }
         Request::AssetsList => {
             for asset in store.assets() {
@@ -79,8 +87,12 @@ pub fn answer(
             Ok(())
         }
         Request::AssetShow { id } => {
-            let asset_id = AssetId::parse(id).ok_or_else(|| format!("`{id}` is not an asset id (64 hex digits)"))?;
-            let asset = store.asset(&asset_id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no asset {id}"))?;
+            let asset_id = AssetId::parse(id)
+                .ok_or_else(|| format!("`{id}` is not an asset id (64 hex digits)"))?;
+            let asset = store
+                .asset(&asset_id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no asset {id}"))?;
             line(out, &AssetDetail::from(&asset))
         }
         Request::Export => store.export(out).map(|_| ()).map_err(|e| e.to_string()),
@@ -99,7 +111,10 @@ mod erased {
 }
 
 /// Binds the socket (replacing a stale one) and serves until the process ends.
-pub fn serve(socket: &Path, state: Arc<ControlState>) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn serve(
+    socket: &Path,
+    state: Arc<ControlState>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
@@ -108,19 +123,26 @@ pub fn serve(socket: &Path, state: Arc<ControlState>) -> std::io::Result<std::th
         if UnixStream::connect(socket).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
-                format!("another daemon is already listening on {}", socket.display()),
+                format!(
+                    "another daemon is already listening on {}",
+                    socket.display()
+                ),
             ));
         }
         std::fs::remove_file(socket)?;
     }
     let listener = std::os::unix::net::UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-    std::thread::Builder::new().name("control".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let state = Arc::clone(&state);
-            let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || handle(stream, &state));
-        }
-    })
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&state);
+                let _ = std::thread::Builder::new()
+                    .name("control-conn".into())
+                    .spawn(move || handle(stream, &state));
+            }
+        })
 }
 
 fn handle(stream: UnixStream, state: &ControlState) {
@@ -135,30 +157,51 @@ fn handle(stream: UnixStream, state: &ControlState) {
         return;
     }
     let end = match serde_json::from_str::<Request>(&request_line) {
-        Ok(request) => match answer(&request, &state.store, &state.config, Some(&state.registry), &mut out) {
+        Ok(request) => match answer(
+            &request,
+            &state.store,
+            &state.config,
+            Some(&state.registry),
+            &mut out,
+        ) {
             Ok(()) => serde_json::json!({ "end": "ok" }),
             Err(message) => serde_json::json!({ "end": "error", "message": message }),
         },
-        Err(err) => serde_json::json!({ "end": "error", "message": format!("invalid request: {err}") }),
+        Err(err) => {
+            serde_json::json!({ "end": "error", "message": format!("invalid request: {err}") })
+        }
     };
     let _ = writeln!(out, "{end}");
     let _ = out.flush();
 }
 
 /// Sends `request` and hands every data line to `on_line`.
-pub fn request(socket: &Path, request: &Request, on_line: &mut dyn FnMut(&str) -> std::io::Result<()>) -> Result<(), ControlError> {
-    let mut stream = UnixStream::connect(socket)
-        .map_err(|source| ControlError::Connect { path: socket.display().to_string(), source })?;
-    let mut text = serde_json::to_string(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+pub fn request(
+    socket: &Path,
+    request: &Request,
+    on_line: &mut dyn FnMut(&str) -> std::io::Result<()>,
+) -> Result<(), ControlError> {
+    let mut stream = UnixStream::connect(socket).map_err(|source| ControlError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    let mut text =
+        serde_json::to_string(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
     text.push('\n');
     stream.write_all(text.as_bytes())?;
     for line in BufReader::new(stream).lines() {
         let line = line?;
         if line.starts_with("{\"end\":") {
-            let end: serde_json::Value = serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
+            let end: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
             return match end["end"].as_str() {
                 Some("ok") => Ok(()),
-                _ => Err(ControlError::Daemon(end["message"].as_str().unwrap_or("unknown error").to_owned())),
+                _ => Err(ControlError::Daemon(
+                    end["message"]
+                        .as_str()
+                        .unwrap_or("unknown error")
+                        .to_owned(),
+                )),
             };
         }
         on_line(&line)?;

@@ -20,7 +20,7 @@ use crate::pipeline::queue::Job;
 use crate::pipeline::store::Store;
 use crate::pipeline::store::jobs::JobId;
 use crate::pipeline::watch::Watcher;
-use crate::workers::{WorkerHandle, WorkerRegistry, WorkerState, Wakeup};
+use crate::workers::{Wakeup, WorkerHandle, WorkerRegistry, WorkerState};
 use crate::{clock, pipeline::store::crypto};
 
 /// How long shutdown waits for workers to finish their current file.
@@ -45,7 +45,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let registry = Arc::new(WorkerRegistry::default());
     let held: HeldJobs = Arc::default();
     let faces: Arc<dyn FaceStage> = Arc::new(NoFaceStage);
-    let ingestor = Arc::new(Ingestor::new(Arc::clone(&store), config.ingest.clone(), faces));
+    let ingestor = Arc::new(Ingestor::new(
+        Arc::clone(&store),
+        config.ingest.clone(),
+        faces,
+    ));
     let mut threads = Vec::new();
 
     let watcher = Watcher::new(
@@ -56,24 +60,34 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         registry.register("watch"),
     );
     let exit = Arc::clone(&must_exit);
-    threads.push(std::thread::Builder::new().name("watch".into()).spawn(move || watcher.run(exit))?);
+    threads.push(
+        std::thread::Builder::new()
+            .name("watch".into())
+            .spawn(move || watcher.run(exit))?,
+    );
 
     let n_workers = config.ingest.worker_count();
     for worker_idx in 1..=n_workers {
         let name = format!("ingest-{worker_idx}");
         let handle = registry.register(&name);
-        let (ingestor, wakeup, exit, held) =
-            (Arc::clone(&ingestor), Arc::clone(&wakeup), Arc::clone(&must_exit), Arc::clone(&held));
-        let lease_ms = clock::duration_ms(config.ingest.lease);
-        threads.push(
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || ingest_worker(&ingestor, boot, lease_ms, &wakeup, &handle, &exit, &held))?,
+        let (ingestor, wakeup, exit, held) = (
+            Arc::clone(&ingestor),
+            Arc::clone(&wakeup),
+            Arc::clone(&must_exit),
+            Arc::clone(&held),
         );
+        let lease_ms = clock::duration_ms(config.ingest.lease);
+        threads.push(std::thread::Builder::new().name(name).spawn(move || {
+            ingest_worker(&ingestor, boot, lease_ms, &wakeup, &handle, &exit, &held)
+        })?);
     }
 
     let heartbeat_every = config.ingest.lease / 4;
-    let (hb_store, hb_exit, hb_held) = (Arc::clone(&store), Arc::clone(&must_exit), Arc::clone(&held));
+    let (hb_store, hb_exit, hb_held) = (
+        Arc::clone(&store),
+        Arc::clone(&must_exit),
+        Arc::clone(&held),
+    );
     threads.push(std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
         while !hb_exit.load(Ordering::Relaxed) {
             let jobs: Vec<JobId> = hb_held.lock().expect("held jobs").values().copied().collect();
@@ -87,9 +101,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })?);
 
     let socket = config.control_socket();
-    let control_state = Arc::new(ControlState { store: Arc::clone(&store), config: config.clone(), registry: Arc::clone(&registry) });
-    control::serve(&socket, control_state)
-        .map_err(|err| anyhow::anyhow!("cannot listen on control socket {}: {err}", socket.display()))?;
+    let control_state = Arc::new(ControlState {
+        store: Arc::clone(&store),
+        config: config.clone(),
+        registry: Arc::clone(&registry),
+    });
+    control::serve(&socket, control_state).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot listen on control socket {}: {err}",
+            socket.display()
+        )
+    })?;
     log::info!(target: "consentry::daemon", "ready: {n_workers} ingest worker(s), {} share(s), control socket {}", config.shares.len(), socket.display());
     for share in &config.shares {
         log::info!(target: "consentry::daemon", "drop photos into {} (collection {}, then {})", share.path.display(), share.collection, share.after_ingest);
@@ -126,7 +148,12 @@ fn ingest_worker(
     let name = handle.name();
     while !must_exit.load(Ordering::Relaxed) {
         let seen = wakeup.generation();
-        let claimed = match ingestor.store().claim_job::<Job>(boot, &name, lease_ms, clock::now_ms()) {
+        let claimed = match ingestor.store().claim_job::<Job>(
+            boot,
+            &name,
+            lease_ms,
+            clock::now_ms(),
+        ) {
             Ok(Some(claimed)) => claimed,
             Ok(None) => {
                 handle.set(WorkerState::Idle, None);
@@ -142,11 +169,17 @@ fn ingest_worker(
         };
         let Job::Ingest(job) = &claimed.job;
         handle.set(WorkerState::Busy, Some(job.rel_path.clone()));
-        held.lock().expect("held jobs").insert(name.clone(), claimed.id);
+        held.lock()
+            .expect("held jobs")
+            .insert(name.clone(), claimed.id);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| ingestor.run_job(&claimed)));
         held.lock().expect("held jobs").remove(&name);
         match result {
-            Ok(Ok(JobOutcome::RetryLater { attempt, delay, error })) => {
+            Ok(Ok(JobOutcome::RetryLater {
+                attempt,
+                delay,
+                error,
+            })) => {
                 handle.count(false);
                 log::warn!(target: "consentry::ingest", path = job.rel_path.as_str(), stage = "retry";
                     "attempt {attempt} failed, retrying in {}s: {error}", delay.as_secs());
@@ -183,7 +216,9 @@ fn ingest_worker(
 fn sleep_unless(must_exit: &AtomicBool, duration: Duration) {
     let until = Instant::now() + duration;
     while !must_exit.load(Ordering::Relaxed) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -194,7 +229,9 @@ fn boot_id() -> anyhow::Result<u64> {
 }
 
 fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;

@@ -19,7 +19,10 @@ impl AssetId {
     }
 
     pub fn parse(text: &str) -> Option<AssetId> {
-        let ok = text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| AssetId(text.to_owned()))
     }
 
@@ -29,7 +32,8 @@ impl AssetId {
 
     /// The 32 raw bytes, used as the sled key.
     pub fn key_bytes(&self) -> Vec<u8> {
-        crate::pipeline::store::crypto::hex_decode(&self.0).unwrap_or_else(|| self.0.as_bytes().to_vec())
+        crate::pipeline::store::crypto::hex_decode(&self.0)
+            .unwrap_or_else(|| self.0.as_bytes().to_vec())
     }
 }
 
@@ -50,8 +54,12 @@ pub enum AssetStatus {
 }
 
 impl AssetStatus {
-    pub const ALL: [AssetStatus; 4] =
-        [AssetStatus::Pending, AssetStatus::Ready, AssetStatus::Quarantined, AssetStatus::Erased];
+    pub const ALL: [AssetStatus; 4] = [
+        AssetStatus::Pending,
+        AssetStatus::Ready,
+        AssetStatus::Quarantined,
+        AssetStatus::Erased,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

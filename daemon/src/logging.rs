@@ -22,7 +22,10 @@ pub enum LogSink {
 
 /// Installs the global logger. Dependencies are quietened to `warn`.
 pub fn init(config: &LogConfig, identifier: &str) -> Result<LogSink, String> {
-    let level: LevelFilter = config.level.parse().map_err(|_| format!("invalid log level `{}`", config.level))?;
+    let level: LevelFilter = config
+        .level
+        .parse()
+        .map_err(|_| format!("invalid log level `{}`", config.level))?;
     let use_journal = match config.journal {
         JournalMode::Always => true,
         JournalMode::Never => false,

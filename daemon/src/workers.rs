@@ -72,7 +72,12 @@ impl WorkerRegistry {
     }
 
     pub fn snapshot(&self) -> Vec<WorkerStatus> {
-        self.workers.lock().expect("registry").iter().map(|h| h.0.lock().expect("worker status").clone()).collect()
+        self.workers
+            .lock()
+            .expect("registry")
+            .iter()
+            .map(|h| h.0.lock().expect("worker status").clone())
+            .collect()
     }
 }
 
@@ -92,7 +97,10 @@ impl Wakeup {
     /// Waits until notified (after `seen`) or `timeout`; returns the generation seen.
     pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
         let guard = self.generation.lock().expect("wakeup");
-        let (guard, _) = self.condvar.wait_timeout_while(guard, timeout, |g| *g == seen).expect("wakeup");
+        let (guard, _) = self
+            .condvar
+            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .expect("wakeup");
         *guard
     }
 

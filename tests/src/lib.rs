@@ -27,7 +27,10 @@ pub fn testdata() -> Option<PathBuf> {
         "the shared test data is required but missing at {}",
         path.display()
     );
-    eprintln!("SKIPPED: shared test data not found at {} (set CONSENTRY_TESTDATA)", path.display());
+    eprintln!(
+        "SKIPPED: shared test data not found at {} (set CONSENTRY_TESTDATA)",
+        path.display()
+    );
     None
 }
 
@@ -62,9 +65,16 @@ pub fn have_tool(name: &str) -> bool {
 /// A binary of the workspace, built next to the test executable.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let path = dir.join(name);
-    assert!(path.is_file(), "{} is not built; run `cargo build --bins` first (`make test` does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is not built; run `cargo build --bins` first (`make test` does)",
+        path.display()
+    );
     path
 }
 
@@ -76,7 +86,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -84,18 +94,31 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
 /// A distinct, decodable JPEG (seeded blocks of colour plus noise).
 pub fn synthetic_jpeg(seed: u64, width: i32, height: i32) -> Vec<u8> {
     let mut rng = Rng::new(seed);
-    let mut image = Mat::new_rows_cols_with_default(height, width, opencv::core::CV_8UC3, Scalar::all(0.0)).unwrap();
+    let mut image =
+        Mat::new_rows_cols_with_default(height, width, opencv::core::CV_8UC3, Scalar::all(0.0))
+            .unwrap();
     for _ in 0..12 {
-        let (x, y) = (rng.below(width as u64) as i32, rng.below(height as u64) as i32);
-        let (w, h) = (1 + rng.below(width as u64 / 2) as i32, 1 + rng.below(height as u64 / 2) as i32);
-        let colour = Scalar::new(rng.below(256) as f64, rng.below(256) as f64, rng.below(256) as f64, 0.0);
+        let (x, y) = (
+            rng.below(width as u64) as i32,
+            rng.below(height as u64) as i32,
+        );
+        let (w, h) = (
+            1 + rng.below(width as u64 / 2) as i32,
+            1 + rng.below(height as u64 / 2) as i32,
+        );
+        let colour = Scalar::new(
+            rng.below(256) as f64,
+            rng.below(256) as f64,
+            rng.below(256) as f64,
+            0.0,
+        );
         imgproc::rectangle_def(&mut image, opencv::core::Rect::new(x, y, w, h), colour).unwrap();
     }
     let data = image.data_bytes_mut().unwrap();
@@ -104,7 +127,13 @@ pub fn synthetic_jpeg(seed: u64, width: i32, height: i32) -> Vec<u8> {
         data[idx] = rng.below(256) as u8;
     }
     let mut out = Vector::<u8>::new();
-    imgcodecs::imencode(".jpg", &image, &mut out, &Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 90])).unwrap();
+    imgcodecs::imencode(
+        ".jpg",
+        &image,
+        &mut out,
+        &Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 90]),
+    )
+    .unwrap();
     out.to_vec()
 }
 
@@ -126,13 +155,20 @@ impl Env {
     /// `after_ingest` is delete, move or keep; `extra_ingest` is appended to
     /// the `[ingest]` table.
     pub fn new(after_ingest: &str, extra_ingest: &str) -> Env {
-        let dir = tempfile::Builder::new().prefix("consentry-e2e").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("consentry-e2e")
+            .tempdir()
+            .unwrap();
         let root = dir.path().to_owned();
         let share = root.join("share");
         std::fs::create_dir_all(&share).unwrap();
         let key = root.join("master.key");
         consentry::pipeline::store::crypto::generate_key_file(&key).unwrap();
-        let move_to = if after_ingest == "move" { "move_to = \"done\"\n" } else { "" };
+        let move_to = if after_ingest == "move" {
+            "move_to = \"done\"\n"
+        } else {
+            ""
+        };
         let config = root.join("consentry.toml");
         std::fs::write(
             &config,
@@ -145,7 +181,14 @@ impl Env {
             ),
         )
         .unwrap();
-        Env { config, share, data: root.join("data"), key, socket: root.join("control.sock"), dir }
+        Env {
+            config,
+            share,
+            data: root.join("data"),
+            key,
+            socket: root.join("control.sock"),
+            dir,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -154,7 +197,13 @@ impl Env {
 
     /// Starts `consentryd` and waits until its control socket answers.
     pub fn start(&self) -> Daemon {
-        let log_path = self.root().join(format!("daemon-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log_path = self.root().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(bin("consentryd"))
             .arg("--config")
@@ -164,13 +213,23 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("start consentryd");
-        let mut daemon = Daemon { child: Some(child), log: log_path };
+        let mut daemon = Daemon {
+            child: Some(child),
+            log: log_path,
+        };
         let started = Instant::now();
         while !consentry::control::daemon_listening(&self.socket) {
             if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("consentryd exited with {status} at start-up:\n{}", daemon.log());
+                panic!(
+                    "consentryd exited with {status} at start-up:\n{}",
+                    daemon.log()
+                );
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "consentryd did not start:\n{}", daemon.log());
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "consentryd did not start:\n{}",
+                daemon.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon
@@ -178,16 +237,27 @@ impl Env {
 
     /// Runs the `consentry` CLI against this environment.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin("consentry")).arg("--config").arg(&self.config).args(args).output().expect("run consentry")
+        Command::new(bin("consentry"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run consentry")
     }
 
     pub fn cli_json_lines(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let output = self.cli(args);
-        assert!(output.status.success(), "consentry {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "consentry {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout)
             .unwrap()
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}")))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"))
+            })
             .collect()
     }
 
@@ -226,7 +296,10 @@ impl Env {
     pub fn drop_file(&self, rel: &str, bytes: &[u8]) {
         let dest = self.share.join(rel);
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        let tmp = dest.with_file_name(format!("~${}.tmp", dest.file_name().unwrap().to_string_lossy()));
+        let tmp = dest.with_file_name(format!(
+            "~${}.tmp",
+            dest.file_name().unwrap().to_string_lossy()
+        ));
         let mut file = std::fs::File::create(&tmp).unwrap();
         file.write_all(bytes).unwrap();
         file.sync_all().unwrap();
@@ -239,7 +312,9 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(current) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
@@ -300,15 +375,25 @@ impl Daemon {
     /// SIGTERM, then waits for a clean exit; returns the log.
     pub fn stop(mut self) -> String {
         let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()), nix::sys::signal::Signal::SIGTERM)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "consentryd exited with {status}:\n{}", self.log_tail(40));
+                assert!(
+                    status.success(),
+                    "consentryd exited with {status}:\n{}",
+                    self.log_tail(40)
+                );
                 return self.log();
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "consentryd did not stop on SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "consentryd did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

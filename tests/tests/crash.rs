@@ -19,7 +19,12 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let seed = std::env::var("CONSENTRY_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
     eprintln!("crash test seed {seed} (rerun with CONSENTRY_CRASH_SEED={seed})");
     let mut rng = Rng::new(seed);
     let env = Env::new("delete", "");
@@ -28,7 +33,11 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut dropped: HashMap<String, String> = HashMap::new();
     let files: Vec<(String, Vec<u8>)> = (0..N_FILES)
         .map(|idx| {
-            let bytes = synthetic_jpeg(seed.wrapping_mul(7919).wrapping_add(idx as u64), 64 + (idx % 7) as i32, 48);
+            let bytes = synthetic_jpeg(
+                seed.wrapping_mul(7919).wrapping_add(idx as u64),
+                64 + (idx % 7) as i32,
+                48,
+            );
             (format!("batch{}/photo_{idx:04}.jpg", idx / 100), bytes)
         })
         .collect();
@@ -52,7 +61,9 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         } else {
             // A random moment while files are being taken.
             let waiting = Instant::now();
-            while files_under(&env.share).len() >= on_share && waiting.elapsed() < Duration::from_secs(20) {
+            while files_under(&env.share).len() >= on_share
+                && waiting.elapsed() < Duration::from_secs(20)
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::thread::sleep(Duration::from_millis(rng.below(300)));
@@ -67,7 +78,10 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         eprintln!("kill {kills}: {left} of {on_share} file(s) still on the share");
         assert_no_loss(&env, &dropped);
     }
-    assert!(kills_mid_ingest >= ROUNDS / 2, "too few kills landed while files were in flight ({kills_mid_ingest})");
+    assert!(
+        kills_mid_ingest >= ROUNDS / 2,
+        "too few kills landed while files were in flight ({kills_mid_ingest})"
+    );
 
     // A final, undisturbed run finishes the work.
     let mut daemon = env.start();
@@ -78,23 +92,50 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let config = Config::load(&env.config).unwrap();
     let (store, _) = Store::open(&config.store).unwrap();
     let assets: Vec<_> = store.assets().collect::<Result<_, _>>().unwrap();
-    assert_eq!(assets.len(), N_FILES, "one asset per file, none missing, none doubled");
+    assert_eq!(
+        assets.len(),
+        N_FILES,
+        "one asset per file, none missing, none doubled"
+    );
     for asset in &assets {
-        assert_eq!(asset.status, AssetStatus::Ready, "{}: {:?}", asset.id, asset.quarantine);
-        assert_eq!(asset.sources.len(), 1, "{} has sources {:?}", asset.id, asset.sources);
-        assert_eq!(dropped.get(&asset.sources[0].path), Some(&asset.id.0), "source path matches content");
+        assert_eq!(
+            asset.status,
+            AssetStatus::Ready,
+            "{}: {:?}",
+            asset.id,
+            asset.quarantine
+        );
+        assert_eq!(
+            asset.sources.len(),
+            1,
+            "{} has sources {:?}",
+            asset.id,
+            asset.sources
+        );
+        assert_eq!(
+            dropped.get(&asset.sources[0].path),
+            Some(&asset.id.0),
+            "source path matches content"
+        );
         // The stored original decrypts to the dropped bytes.
-        let original = store.read_blob(asset, asset.original.as_ref().unwrap()).unwrap();
+        let original = store
+            .read_blob(asset, asset.original.as_ref().unwrap())
+            .unwrap();
         assert_eq!(blake3_hex(&original), asset.id.0);
     }
     assert_eq!(store.queue_summary(0).unwrap().total, 0);
-    eprintln!("crash test: {kills} SIGKILLs ({kills_mid_ingest} mid-ingest), {N_FILES} files, {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "crash test: {kills} SIGKILLs ({kills_mid_ingest} mid-ingest), {N_FILES} files, {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Every dropped file is either still on the share or a durable asset.
 fn assert_no_loss(env: &Env, dropped: &HashMap<String, String>) {
-    let on_share: HashSet<String> =
-        files_under(&env.share).into_iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let on_share: HashSet<String> = files_under(&env.share)
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let config = Config::load(&env.config).unwrap();
     let (store, _) = Store::open(&config.store).unwrap();
     for (name, hash) in dropped {
@@ -102,7 +143,13 @@ fn assert_no_loss(env: &Env, dropped: &HashMap<String, String>) {
             continue;
         }
         let id = consentry::domain::AssetId(hash.clone());
-        let asset = store.asset(&id).unwrap().unwrap_or_else(|| panic!("{name} left the share without a durable asset"));
-        assert!(asset.sources.iter().any(|s| &s.path == name), "{name}'s source reference is missing");
+        let asset = store
+            .asset(&id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} left the share without a durable asset"));
+        assert!(
+            asset.sources.iter().any(|s| &s.path == name),
+            "{name}'s source reference is missing"
+        );
     }
 }

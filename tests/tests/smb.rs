@@ -21,7 +21,11 @@ struct Smbd {
 
 impl Smbd {
     fn start(state: &Path, share: &Path, user: &str) -> Smbd {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         for sub in ["private", "lock", "state", "cache", "run", "ncalrpc", "log"] {
             std::fs::create_dir_all(state.join(sub)).unwrap();
         }
@@ -54,7 +58,13 @@ impl Smbd {
         // setsid: smbd signals its whole process group when it stops.
         let log = std::fs::File::create(state.join("smbd.out")).unwrap();
         let child = Command::new("setsid")
-            .args(["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s"])
+            .args([
+                "smbd",
+                "--foreground",
+                "--no-process-group",
+                "--debug-stdout",
+                "-s",
+            ])
             .arg(&conf)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -62,16 +72,29 @@ impl Smbd {
             .unwrap();
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "smbd did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "smbd did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Smbd { child, state: state.to_owned(), port }
+        Smbd {
+            child,
+            state: state.to_owned(),
+            port,
+        }
     }
 
     fn client(&self, user: &str, commands: &str) -> Command {
         let mut cmd = Command::new("smbclient");
-        cmd.arg("//127.0.0.1/drop")
-            .args(["-p", &self.port.to_string(), "-U", &format!("{user}%{PASSWORD}"), "-c", commands]);
+        cmd.arg("//127.0.0.1/drop").args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            &format!("{user}%{PASSWORD}"),
+            "-c",
+            commands,
+        ]);
         cmd
     }
 }
@@ -83,10 +106,13 @@ impl Drop for Smbd {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
-        if let Ok(pid) = std::fs::read_to_string(self.state.join("run/samba-dcerpcd.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            }
+        if let Ok(pid) = std::fs::read_to_string(self.state.join("run/samba-dcerpcd.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
 }
@@ -97,11 +123,19 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
         return;
     }
     if !nix::unistd::Uid::effective().is_root() {
-        assert!(std::env::var("CONSENTRY_REQUIRE_TESTDATA").as_deref() != Ok("1"), "the SMB test must run as root under CI");
-        eprintln!("SKIPPED: the SMB test needs root (smbd's password database and share ownership)");
+        assert!(
+            std::env::var("CONSENTRY_REQUIRE_TESTDATA").as_deref() != Ok("1"),
+            "the SMB test must run as root under CI"
+        );
+        eprintln!(
+            "SKIPPED: the SMB test needs root (smbd's password database and share ownership)"
+        );
         return;
     }
-    let user = nix::unistd::User::from_uid(nix::unistd::Uid::effective()).unwrap().unwrap().name;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .unwrap()
+        .unwrap()
+        .name;
     let env = Env::new("delete", "");
     let smbd = Smbd::start(&env.root().join("samba"), &env.share, &user);
     let mut daemon = env.start();
@@ -116,7 +150,10 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
         let name = format!("photo_{idx:02}.jpg");
         std::fs::write(local.join(&name), &bytes).unwrap();
         expected.insert(format!("event/{name}"), blake3_hex(&bytes));
-        puts.push_str(&format!("put {} event/{name}; ", local.join(&name).display()));
+        puts.push_str(&format!(
+            "put {} event/{name}; ",
+            local.join(&name).display()
+        ));
     }
 
     // One large photo, fed to smbclient through a pipe in chunks with pauses
@@ -124,11 +161,23 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
     // being taken half-written.
     // smbclient sends in writes of up to 1 MiB, so the photo must span several.
     let large = synthetic_jpeg(4242, 4000, 3000);
-    assert!(large.len() > 3 << 20, "the large photo is {} bytes", large.len());
+    assert!(
+        large.len() > 3 << 20,
+        "the large photo is {} bytes",
+        large.len()
+    );
     expected.insert("large.jpg".to_owned(), blake3_hex(&large));
     let fifo = env.root().join("large.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
-    let mut slow = smbd.client(&user, &format!("put {} large.jpg", fifo.display())).stdout(Stdio::null()).spawn().unwrap();
+    nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .unwrap();
+    let mut slow = smbd
+        .client(&user, &format!("put {} large.jpg", fifo.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let writer = {
         let (fifo, large) = (fifo.clone(), large.clone());
         std::thread::spawn(move || {
@@ -142,7 +191,11 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
     };
 
     let output = smbd.client(&user, &puts).output().unwrap();
-    assert!(output.status.success(), "smbclient failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "smbclient failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     writer.join().unwrap();
     assert!(slow.wait().unwrap().success(), "the slow upload failed");
 
@@ -154,9 +207,19 @@ fn smb_uploads_are_ingested_exactly_once_and_removed() {
         let sources = asset["sources"].as_array().unwrap();
         assert_eq!(sources.len(), 1, "ingested exactly once: {asset:#}");
         let path = sources[0]["path"].as_str().unwrap();
-        assert_eq!(expected.get(path).map(String::as_str), asset["id"].as_str(), "{path} was stored whole");
+        assert_eq!(
+            expected.get(path).map(String::as_str),
+            asset["id"].as_str(),
+            "{path} was stored whole"
+        );
     }
-    assert!(consentry_tests::files_under(&env.share).is_empty(), "uploaded files are gone from the share");
+    assert!(
+        consentry_tests::files_under(&env.share).is_empty(),
+        "uploaded files are gone from the share"
+    );
     let log = daemon.stop();
-    assert!(!log.contains("quarantined"), "nothing was quarantined:\n{log}");
+    assert!(
+        !log.contains("quarantined"),
+        "nothing was quarantined:\n{log}"
+    );
 }

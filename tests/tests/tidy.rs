@@ -15,13 +15,23 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
 fn every_module_starts_with_a_doc_paragraph() {
     let mut files = Vec::new();
-    for crate_dir in ["daemon/src", "daemon/benches", "web/src", "models/src", "tests/src", "tests/tests"] {
+    for crate_dir in [
+        "daemon/src",
+        "daemon/benches",
+        "web/src",
+        "models/src",
+        "tests/src",
+        "tests/tests",
+    ] {
         rust_files(&root().join(crate_dir), &mut files);
     }
     let undocumented: Vec<_> = files
@@ -30,7 +40,10 @@ fn every_module_starts_with_a_doc_paragraph() {
         .map(|path| path.strip_prefix(root()).unwrap().display().to_string())
         .collect();
     assert!(files.len() > 20);
-    assert!(undocumented.is_empty(), "modules without a `//!` header: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "modules without a `//!` header: {undocumented:?}"
+    );
 }
 
 #[test]
@@ -39,15 +52,27 @@ fn architecture_md_names_existing_files() {
     let mut missing = Vec::new();
     for word in text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',') {
         let word = word.trim_matches(|c: char| c == '`' || c == ':' || c == '.');
-        if !(word.ends_with(".rs") || word.ends_with(".toml") || word.ends_with(".md")) || word.contains('*') {
+        if !(word.ends_with(".rs") || word.ends_with(".toml") || word.ends_with(".md"))
+            || word.contains('*')
+        {
             continue;
         }
-        let found = ["", "daemon/", "daemon/src/", "daemon/src/pipeline/", "daemon/src/pipeline/store/", "packaging/"]
-            .iter()
-            .any(|prefix| root().join(format!("{prefix}{word}")).exists());
+        let found = [
+            "",
+            "daemon/",
+            "daemon/src/",
+            "daemon/src/pipeline/",
+            "daemon/src/pipeline/store/",
+            "packaging/",
+        ]
+        .iter()
+        .any(|prefix| root().join(format!("{prefix}{word}")).exists());
         if !found {
             missing.push(word.to_owned());
         }
     }
-    assert!(missing.is_empty(), "ARCHITECTURE.md names files that do not exist: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names files that do not exist: {missing:?}"
+    );
 }

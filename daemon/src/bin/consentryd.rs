@@ -47,9 +47,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         let drop = config.shares[0].path.display();
-        eprintln!("\n  consentry demo\n  drop photos into:  {drop}\n  then look:         consentry --demo {} status\n                     consentry --demo {} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n",
-            args.demo.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
-            args.demo.as_ref().map(|d| d.display().to_string()).unwrap_or_default());
+        eprintln!(
+            "\n  consentry demo\n  drop photos into:  {drop}\n  then look:         consentry --demo {} status\n                     consentry --demo {} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n",
+            args.demo
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            args.demo
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
     }
     match consentry::daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,

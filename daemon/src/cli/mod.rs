@@ -105,13 +105,18 @@ pub fn load_config(config: &Path, demo: Option<&Path>) -> anyhow::Result<Config>
 }
 
 pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    Ok(if path.is_absolute() { path.to_owned() } else { std::env::current_dir()?.join(path) })
+    Ok(if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    })
 }
 
 /// Prepares a demo directory: drop folder and a demo master key.
 pub fn prepare_demo(config: &Config) -> anyhow::Result<()> {
     for share in &config.shares {
-        std::fs::create_dir_all(&share.path).with_context(|| format!("cannot create {}", share.path.display()))?;
+        std::fs::create_dir_all(&share.path)
+            .with_context(|| format!("cannot create {}", share.path.display()))?;
     }
     if !config.store.master_key_file.exists() {
         if let Some(dir) = config.store.master_key_file.parent() {
@@ -119,15 +124,22 @@ pub fn prepare_demo(config: &Config) -> anyhow::Result<()> {
         }
         crypto::generate_key_file(&config.store.master_key_file)
             .with_context(|| format!("cannot create {}", config.store.master_key_file.display()))?;
-        eprintln!("created a demo master key at {} (demo only: production keys come from the package)", config.store.master_key_file.display());
+        eprintln!(
+            "created a demo master key at {} (demo only: production keys come from the package)",
+            config.store.master_key_file.display()
+        );
     }
     Ok(())
 }
 
 pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     if let Command::Keygen { path } = &args.command {
-        crypto::generate_key_file(path).with_context(|| format!("cannot create master key file {}", path.display()))?;
-        eprintln!("created {} (mode 0600). Back it up apart from the data: without it the photo store cannot be read.", path.display());
+        crypto::generate_key_file(path)
+            .with_context(|| format!("cannot create master key file {}", path.display()))?;
+        eprintln!(
+            "created {} (mode 0600). Back it up apart from the data: without it the photo store cannot be read.",
+            path.display()
+        );
         return Ok(());
     }
     let config = load_config(&args.config, args.demo.as_deref())?;
@@ -150,12 +162,15 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
                 print_status(&mut out, &serde_json::from_str(&report)?)?;
             }
         }
-        Command::Assets { command: AssetsCommand::List { json } } => {
+        Command::Assets {
+            command: AssetsCommand::List { json },
+        } => {
             query(&config, daemon, &Request::AssetsList, &mut |line| {
                 if json {
                     writeln!(out, "{line}")
                 } else {
-                    let asset: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
+                    let asset: serde_json::Value =
+                        serde_json::from_str(line).map_err(std::io::Error::other)?;
                     writeln!(
                         out,
                         "{}  {:<11}  {:<14}  {:>11}  {}",
@@ -166,39 +181,59 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
                             (Some(w), Some(h)) => format!("{w}×{h}"),
                             _ => "-".to_owned(),
                         },
-                        asset["reason"].as_str().or(asset["sources"][0]["path"].as_str()).unwrap_or("")
+                        asset["reason"]
+                            .as_str()
+                            .or(asset["sources"][0]["path"].as_str())
+                            .unwrap_or("")
                     )
                 }
             })?;
         }
-        Command::Assets { command: AssetsCommand::Show { id, json } } => {
+        Command::Assets {
+            command: AssetsCommand::Show { id, json },
+        } => {
             query(&config, daemon, &Request::AssetShow { id }, &mut |line| {
                 if json {
                     writeln!(out, "{line}")
                 } else {
-                    let value: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
-                    writeln!(out, "{}", serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?)
+                    let value: serde_json::Value =
+                        serde_json::from_str(line).map_err(std::io::Error::other)?;
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?
+                    )
                 }
             })?;
         }
         Command::Export { output } => {
             let mut writer: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    create_private(path).with_context(|| format!("cannot create {}", path.display()))?,
+                    create_private(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
                 )),
                 None => Box::new(out),
             };
-            query(&config, daemon, &Request::Export, &mut |line| writeln!(writer, "{line}"))?;
+            query(&config, daemon, &Request::Export, &mut |line| {
+                writeln!(writer, "{line}")
+            })?;
             writer.flush()?;
         }
         Command::Import { file } => {
-            anyhow::ensure!(!daemon, "stop consentryd before importing (the catalogue is in use)");
+            anyhow::ensure!(
+                !daemon,
+                "stop consentryd before importing (the catalogue is in use)"
+            );
             let (store, _) = Store::open(&config.store)?;
             let mut reader = std::io::BufReader::new(
-                std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?,
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?,
             );
             let n = store.import(&mut reader)?;
-            eprintln!("imported {n} asset(s) into {}", config.store.data_dir.display());
+            eprintln!(
+                "imported {n} asset(s) into {}",
+                config.store.data_dir.display()
+            );
         }
         Command::Ingest { paths, collection } => {
             anyhow::ensure!(
@@ -223,7 +258,10 @@ fn query(
         return Ok(());
     }
     let (store, _) = Store::open(&config.store)?;
-    let mut buffer = LineSink { on_line, partial: Vec::new() };
+    let mut buffer = LineSink {
+        on_line,
+        partial: Vec::new(),
+    };
     control::answer(request, &store, config, None, &mut buffer).map_err(anyhow::Error::msg)?;
     Ok(())
 }
@@ -239,7 +277,9 @@ impl Write for LineSink<'_> {
         self.partial.extend_from_slice(buf);
         while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            (self.on_line)(std::str::from_utf8(&line[..line.len() - 1]).map_err(std::io::Error::other)?)?;
+            (self.on_line)(
+                std::str::from_utf8(&line[..line.len() - 1]).map_err(std::io::Error::other)?,
+            )?;
         }
         Ok(buf.len())
     }
@@ -251,18 +291,30 @@ impl Write for LineSink<'_> {
 
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::Result<()> {
     let (store, _) = Store::open(&config.store)?;
-    let ingestor = Ingestor::new(Arc::new(store), config.ingest.clone(), Arc::new(NoFaceStage));
+    let ingestor = Ingestor::new(
+        Arc::new(store),
+        config.ingest.clone(),
+        Arc::new(NoFaceStage),
+    );
     let files: Vec<PathBuf> = paths
         .iter()
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if is_sidecar(name) {
-                eprintln!("{}: an XMP sidecar is read with its image; pass the image", p.display());
+                eprintln!(
+                    "{}: an XMP sidecar is read with its image; pass the image",
+                    p.display()
+                );
             }
             !is_sidecar(name) && !is_litter(name)
         })
@@ -271,8 +323,10 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
     let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(files.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} {wide_msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} {elapsed_precise} {wide_msg}",
+            )
+            .expect("valid template"),
         );
         bar
     } else {
@@ -283,7 +337,8 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
         progress.set_message(path.display().to_string());
         let result = (|| -> anyhow::Result<_> {
             let absolute = absolute(path)?;
-            let (size, mtime_ms) = stat(&absolute)?.with_context(|| format!("{} does not exist", path.display()))?;
+            let (size, mtime_ms) =
+                stat(&absolute)?.with_context(|| format!("{} does not exist", path.display()))?;
             anyhow::ensure!(
                 size <= config.ingest.max_file_size,
                 "{} is {} MiB, over the {} MiB limit (ingest.max_file_size)",
@@ -291,7 +346,8 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
                 size >> 20,
                 config.ingest.max_file_size >> 20
             );
-            let bytes = std::fs::read(&absolute).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = std::fs::read(&absolute)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             let sidecar = find_sidecar(&absolute).map(std::fs::read).transpose()?;
             let source = SourceRef {
                 collection: collection.to_owned(),
@@ -300,18 +356,35 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
                 mtime_ms,
                 ingested_at_ms: crate::clock::now_ms(),
             };
-            Ok(ingestor.ingest(SourceFile { source, path: absolute, bytes, sidecar }, None)?)
+            Ok(ingestor.ingest(
+                SourceFile {
+                    source,
+                    path: absolute,
+                    bytes,
+                    sidecar,
+                },
+                None,
+            )?)
         })();
         match result {
             Ok(report) => {
                 let line = match &report.reason {
                     Some(reason) => {
                         quarantined += 1;
-                        format!("{}  quarantined  {}: {reason}", report.asset_id, path.display())
+                        format!(
+                            "{}  quarantined  {}: {reason}",
+                            report.asset_id,
+                            path.display()
+                        )
                     }
                     None => {
                         ready += 1;
-                        format!("{}  {}  {}", report.asset_id, report.status.as_str(), path.display())
+                        format!(
+                            "{}  {}  {}",
+                            report.asset_id,
+                            report.status.as_str(),
+                            path.display()
+                        )
                     }
                 };
                 progress.suspend(|| println!("{line}"));
@@ -330,7 +403,15 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
 }
 
 fn print_status(out: &mut dyn Write, report: &serde_json::Value) -> std::io::Result<()> {
-    writeln!(out, "daemon: {}", if report["daemon_running"].as_bool() == Some(true) { "running" } else { "not running" })?;
+    writeln!(
+        out,
+        "daemon: {}",
+        if report["daemon_running"].as_bool() == Some(true) {
+            "running"
+        } else {
+            "not running"
+        }
+    )?;
     let q = &report["queue"];
     writeln!(
         out,
@@ -350,7 +431,11 @@ fn print_status(out: &mut dyn Write, report: &serde_json::Value) -> std::io::Res
             share["path"].as_str().unwrap_or("?"),
             share["collection"].as_str().unwrap_or("?"),
             share["after_ingest"].as_str().unwrap_or("?"),
-            if share["available"].as_bool() == Some(true) { "available" } else { "NOT AVAILABLE" }
+            if share["available"].as_bool() == Some(true) {
+                "available"
+            } else {
+                "NOT AVAILABLE"
+            }
         )?;
     }
     for worker in report["workers"].as_array().into_iter().flatten() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::decode::{self, DecodeLimits};
 use super::faces::FaceStage;
 use super::metadata;
-use super::queue::{IngestJob, MAX_INTERRUPTIONS, Retry, backoff};
+use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
 use super::store::crypto::SecretKey;
 use super::store::jobs::{ClaimedJob, JobId};
 use super::store::{CommitOutcome, Store, StoreError};
@@ -70,15 +70,16 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot {action} {path} after ingest: {source}")]
-    PostAction { action: &'static str, path: PathBuf, source: std::io::Error },
-}
-
-impl IngestError {
-    pub fn retry(&self) -> Retry {
-        Retry::Retry
-    }
+    PostAction {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What happened to a claimed job.
@@ -90,7 +91,11 @@ pub enum JobOutcome {
     /// The file is gone or changed since it was queued; the watcher will find
     /// it again if it still exists.
     Dropped(&'static str),
-    RetryLater { attempt: u32, delay: Duration, error: String },
+    RetryLater {
+        attempt: u32,
+        delay: Duration,
+        error: String,
+    },
 }
 
 pub struct Ingestor {
@@ -102,9 +107,23 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(store: Arc<Store>, config: IngestConfig, faces: Arc<dyn FaceStage>) -> Ingestor {
-        let working_edge = config.thumbnail_sizes.iter().copied().max().unwrap_or(0).max(2048);
-        let limits = DecodeLimits { max_pixels: config.max_pixels, working_edge };
-        Ingestor { store, config, limits, faces }
+        let working_edge = config
+            .thumbnail_sizes
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(2048);
+        let limits = DecodeLimits {
+            max_pixels: config.max_pixels,
+            working_edge,
+        };
+        Ingestor {
+            store,
+            config,
+            limits,
+            faces,
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -113,7 +132,10 @@ impl Ingestor {
 
     /// Runs a claimed job to its end: ingest and commit, then the post-action,
     /// then removal from the queue. Transient errors give the job back.
-    pub fn run_job(&self, claimed: &ClaimedJob<super::queue::Job>) -> Result<JobOutcome, StoreError> {
+    pub fn run_job(
+        &self,
+        claimed: &ClaimedJob<super::queue::Job>,
+    ) -> Result<JobOutcome, StoreError> {
         let super::queue::Job::Ingest(job) = &claimed.job;
         let path = job.source_path();
         let outcome = if claimed.state.committed {
@@ -124,7 +146,9 @@ impl Ingestor {
             self.ingest_job(claimed.id, job)
         };
         match outcome {
-            Ok(JobOutcome::RetryLater { .. }) => unreachable!("ingest_job reports retries as errors"),
+            Ok(JobOutcome::RetryLater { .. }) => {
+                unreachable!("ingest_job reports retries as errors")
+            }
             Ok(done) => {
                 self.store.finish_job(claimed.id)?;
                 Ok(done)
@@ -132,9 +156,12 @@ impl Ingestor {
             Err(err) => {
                 let attempt = claimed.state.attempts + 1;
                 let message = err.to_string();
-                if attempt >= self.config.max_attempts && !matches!(err, IngestError::PostAction { .. }) {
+                if attempt >= self.config.max_attempts
+                    && !matches!(err, IngestError::PostAction { .. })
+                {
                     log::warn!(target: "consentry::ingest", path = path.to_string_lossy().as_ref(), stage = "retry"; "giving up after {attempt} attempts: {message}");
-                    let report = self.quarantine_after_retries(claimed.id, job, attempt, &message)?;
+                    let report =
+                        self.quarantine_after_retries(claimed.id, job, attempt, &message)?;
                     self.store.finish_job(claimed.id)?;
                     return Ok(report);
                 }
@@ -145,21 +172,23 @@ impl Ingestor {
                     true,
                     Some(&message),
                 )?;
-                Ok(JobOutcome::RetryLater { attempt, delay, error: message })
+                Ok(JobOutcome::RetryLater {
+                    attempt,
+                    delay,
+                    error: message,
+                })
             }
         }
     }
 
     fn ingest_job(&self, job_id: JobId, job: &IngestJob) -> Result<JobOutcome, IngestError> {
         let path = job.source_path();
-        let source = SourceRef {
-            collection: job.collection.clone(),
-            path: job.rel_path.clone(),
-            size: job.size,
-            mtime_ms: job.mtime_ms,
-            ingested_at_ms: clock::now_ms(),
-        };
-        let Some((size, mtime_ms)) = stat(&path).map_err(|source| IngestError::Read { path: path.clone(), source })? else {
+        let source = job.source_ref(clock::now_ms());
+        let Some((size, mtime_ms)) = stat(&path).map_err(|source| IngestError::Read {
+            path: path.clone(),
+            source,
+        })?
+        else {
             // Deleted or renamed on the share. If we committed it in an earlier
             // run, this is the redo of a finished job.
             if self.store.asset_for_source(&source)?.is_some() {
@@ -177,35 +206,70 @@ impl Ingestor {
             return Ok(JobOutcome::Ingested(report));
         }
         let started = Instant::now();
-        let bytes = fs::read(&path).map_err(|source| IngestError::Read { path: path.clone(), source })?;
+        let bytes = fs::read(&path).map_err(|source| IngestError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let sidecar_path = find_sidecar(&path);
         let sidecar = match &sidecar_path {
-            Some(p) => Some(fs::read(p).map_err(|source| IngestError::Read { path: p.clone(), source })?),
+            Some(p) => Some(fs::read(p).map_err(|source| IngestError::Read {
+                path: p.clone(),
+                source,
+            })?),
             None => None,
         };
         let read_time = started.elapsed();
         // A writer that reopened the file while we read it: let it settle.
-        if stat(&path).ok().flatten() != Some((job.size, job.mtime_ms)) || bytes.len() as u64 != job.size {
+        if stat(&path).ok().flatten() != Some((job.size, job.mtime_ms))
+            || bytes.len() as u64 != job.size
+        {
             return Ok(JobOutcome::Dropped("changed while being read"));
         }
-        let mut report = self.ingest(SourceFile { source, path: path.clone(), bytes, sidecar }, Some(job_id))?;
+        let mut report = self.ingest(
+            SourceFile {
+                source,
+                path: path.clone(),
+                bytes,
+                sidecar,
+            },
+            Some(job_id),
+        )?;
         report.timings.read = read_time;
         self.post_action(job)?;
         Ok(JobOutcome::Ingested(report))
     }
 
     /// Ingests one file's bytes: everything up to and including the commit.
-    pub fn ingest(&self, file: SourceFile, job: Option<JobId>) -> Result<IngestReport, IngestError> {
+    pub fn ingest(
+        &self,
+        file: SourceFile,
+        job: Option<JobId>,
+    ) -> Result<IngestReport, IngestError> {
         let mut timings = StageTimings::default();
         let path_text = file.path.to_string_lossy().into_owned();
         let started = Instant::now();
         let id = AssetId::of_bytes(&file.bytes);
         timings.hash = started.elapsed();
-        log_stage(&id, &path_text, "hash", timings.hash, &format!("{} bytes", file.bytes.len()));
+        log_stage(
+            &id,
+            &path_text,
+            "hash",
+            timings.hash,
+            &format!("{} bytes", file.bytes.len()),
+        );
 
         if let Some(outcome) = self.store.add_source_if_known(&id, &file.source, job)? {
-            let existing = self.store.asset(&id)?.ok_or_else(|| StoreError::Corrupt(format!("asset {id} vanished")))?;
-            log_stage(&id, &path_text, "dedupe", Duration::ZERO, "byte-identical to a known asset; added as another source");
+            let existing = self
+                .store
+                .asset(&id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("asset {id} vanished")))?;
+            log_stage(
+                &id,
+                &path_text,
+                "dedupe",
+                Duration::ZERO,
+                "byte-identical to a known asset; added as another source",
+            );
             return Ok(IngestReport {
                 asset_id: id,
                 status: existing.status,
@@ -215,7 +279,11 @@ impl Ingestor {
             });
         }
 
-        let (data_key, wrapped_key) = self.store.keys().new_data_key(id.as_str()).map_err(StoreError::from)?;
+        let (data_key, wrapped_key) = self
+            .store
+            .keys()
+            .new_data_key(id.as_str())
+            .map_err(StoreError::from)?;
         let mut written: Vec<BlobRef> = Vec::new();
         let result = (|| -> Result<IngestReport, IngestError> {
             let started = Instant::now();
@@ -230,7 +298,13 @@ impl Ingestor {
                 None => None,
             };
             timings.encrypt_original = started.elapsed();
-            log_stage(&id, &path_text, "store", timings.encrypt_original, "original stored encrypted");
+            log_stage(
+                &id,
+                &path_text,
+                "store",
+                timings.encrypt_original,
+                "original stored encrypted",
+            );
 
             let now = clock::now_ms();
             let mut asset = Asset {
@@ -263,7 +337,13 @@ impl Ingestor {
             let started = Instant::now();
             let outcome = self.store.commit_asset(&asset, job)?;
             timings.commit = started.elapsed();
-            log_stage(&id, &path_text, "commit", timings.commit, asset.status.as_str());
+            log_stage(
+                &id,
+                &path_text,
+                "commit",
+                timings.commit,
+                asset.status.as_str(),
+            );
             if outcome != CommitOutcome::Created {
                 // Another worker committed the same bytes first; ours are spare.
                 for blob in &written {
@@ -322,22 +402,38 @@ impl Ingestor {
         };
         asset.format = Some(info.format.name().to_owned());
         asset.mime = Some(info.format.mime().to_owned());
-        log_stage(&id, &path_text, "inspect", timings.inspect, &format!("{} {}×{}", info.format.name(), info.width, info.height));
+        log_stage(
+            &id,
+            &path_text,
+            "inspect",
+            timings.inspect,
+            &format!("{} {}×{}", info.format.name(), info.width, info.height),
+        );
 
         let started = Instant::now();
         let stored_size = Some((info.width, info.height));
         let mut meta = metadata::read_with_image_size(&info.metadata, stored_size);
-        if let Some(xmp) = &file.sidecar {
-            if let Err(err) = metadata::apply_sidecar_with_image_size(&mut meta, xmp, stored_size) {
-                meta.warnings.push(format!("sidecar ignored: {err}"));
-            }
+        if let Some(xmp) = &file.sidecar
+            && let Err(err) = metadata::apply_sidecar_with_image_size(&mut meta, xmp, stored_size)
+        {
+            meta.warnings.push(format!("sidecar ignored: {err}"));
         }
         let file_name = file.source.path.rsplit('/').next().unwrap_or("");
         if decode::extension_fits(info.format, file_name) == Some(false) {
-            meta.warnings.push(format!("the file name {file_name} does not match its content ({}); it was read as {}", info.format.name(), info.format.name()));
+            meta.warnings.push(format!(
+                "the file name {file_name} does not match its content ({}); it was read as {}",
+                info.format.name(),
+                info.format.name()
+            ));
         }
         timings.metadata = started.elapsed();
-        log_stage(&id, &path_text, "metadata", timings.metadata, &format!("{} warning(s)", meta.warnings.len()));
+        log_stage(
+            &id,
+            &path_text,
+            "metadata",
+            timings.metadata,
+            &format!("{} warning(s)", meta.warnings.len()),
+        );
         let orientation = meta.orientation;
         asset.metadata = meta;
         let (width, height) = decode::oriented_size(&info, orientation);
@@ -348,11 +444,23 @@ impl Ingestor {
         let decoded = decode::decode(&file.bytes, &info, orientation, &self.limits)
             .map_err(|err| refuse(err.stage(), err.code(), err.to_string()))?;
         timings.decode = started.elapsed();
-        log_stage(&id, &path_text, "decode", timings.decode, &format!("{width}×{height}, reduced 1/{}", decoded.reduction));
+        log_stage(
+            &id,
+            &path_text,
+            "decode",
+            timings.decode,
+            &format!("{width}×{height}, reduced 1/{}", decoded.reduction),
+        );
 
         let started = Instant::now();
-        let thumbnails = thumbs::make_thumbnails(&decoded, &self.config.thumbnail_sizes)
-            .map_err(|err| refuse("thumbnails", "thumbnail-error", format!("thumbnail could not be made: {}", err.message)))?;
+        let thumbnails =
+            thumbs::make_thumbnails(&decoded, &self.config.thumbnail_sizes).map_err(|err| {
+                refuse(
+                    "thumbnails",
+                    "thumbnail-error",
+                    format!("thumbnail could not be made: {}", err.message),
+                )
+            })?;
         for thumbnail in thumbnails {
             let blob = self
                 .store
@@ -369,12 +477,27 @@ impl Ingestor {
             });
         }
         timings.thumbnails = started.elapsed();
-        log_stage(&id, &path_text, "thumbnails", timings.thumbnails, &format!("{} stored encrypted", asset.thumbnails.len()));
+        log_stage(
+            &id,
+            &path_text,
+            "thumbnails",
+            timings.thumbnails,
+            &format!("{} stored encrypted", asset.thumbnails.len()),
+        );
 
         let started = Instant::now();
-        let faces = self.faces.process(&decoded).map_err(|err| refuse("faces", "face-stage-error", err))?;
+        let faces = self
+            .faces
+            .process(&decoded)
+            .map_err(|err| refuse("faces", "face-stage-error", err))?;
         timings.faces = started.elapsed();
-        log_stage(&id, &path_text, "faces", timings.faces, &format!("{} face(s) ({})", faces.faces_found, self.faces.name()));
+        log_stage(
+            &id,
+            &path_text,
+            "faces",
+            timings.faces,
+            &format!("{} face(s) ({})", faces.faces_found, self.faces.name()),
+        );
         Ok(())
     }
 
@@ -388,7 +511,10 @@ impl Ingestor {
         size: u64,
     ) -> Result<IngestReport, IngestError> {
         let path = job.source_path();
-        let id = hash_file(&path).map_err(|source| IngestError::Read { path: path.clone(), source })?;
+        let id = hash_file(&path).map_err(|source| IngestError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let reason = format!(
             "file is {} MiB, over the {} MiB limit (ingest.max_file_size); it was left on the share",
             size.div_ceil(1 << 20),
@@ -399,14 +525,26 @@ impl Ingestor {
 
     /// The daemon died repeatedly while holding this file: store it for
     /// review without decoding it again.
-    fn quarantine_interrupted(&self, job_id: JobId, job: &IngestJob, times: u32) -> Result<JobOutcome, IngestError> {
+    fn quarantine_interrupted(
+        &self,
+        job_id: JobId,
+        job: &IngestJob,
+        times: u32,
+    ) -> Result<JobOutcome, IngestError> {
         let reason = format!(
             "the daemon stopped {times} times while ingesting this file; it may crash a decoder, so it was not decoded again"
         );
-        self.quarantine_with_bytes(job_id, job, "decode", "interrupted", reason).map(JobOutcome::Ingested)
+        self.quarantine_with_bytes(job_id, job, "decode", "interrupted", reason)
+            .map(JobOutcome::Ingested)
     }
 
-    fn quarantine_after_retries(&self, job_id: JobId, job: &IngestJob, attempts: u32, error: &str) -> Result<JobOutcome, StoreError> {
+    fn quarantine_after_retries(
+        &self,
+        job_id: JobId,
+        job: &IngestJob,
+        attempts: u32,
+        error: &str,
+    ) -> Result<JobOutcome, StoreError> {
         let reason = format!("gave up after {attempts} attempts: {error}");
         match self.quarantine_with_bytes(job_id, job, "read", "retries-exhausted", reason.clone()) {
             Ok(report) => Ok(JobOutcome::Ingested(report)),
@@ -428,16 +566,14 @@ impl Ingestor {
         reason: String,
     ) -> Result<IngestReport, IngestError> {
         let path = job.source_path();
-        let bytes = fs::read(&path).map_err(|source| IngestError::Read { path: path.clone(), source })?;
+        let bytes = fs::read(&path).map_err(|source| IngestError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let id = AssetId::of_bytes(&bytes);
-        let source = SourceRef {
-            collection: job.collection.clone(),
-            path: job.rel_path.clone(),
-            size: job.size,
-            mtime_ms: job.mtime_ms,
-            ingested_at_ms: clock::now_ms(),
-        };
-        let report = self.commit_quarantine_record(job_id, id, source, stage, code, reason, Some(&bytes))?;
+        let source = job.source_ref(clock::now_ms());
+        let report =
+            self.commit_quarantine_record(job_id, id, source, stage, code, reason, Some(&bytes))?;
         self.post_action(job)?;
         Ok(report)
     }
@@ -454,11 +590,26 @@ impl Ingestor {
         bytes: Option<&[u8]>,
     ) -> Result<IngestReport, IngestError> {
         if let Some(outcome) = self.store.add_source_if_known(&id, &source, Some(job_id))? {
-            let existing = self.store.asset(&id)?.ok_or_else(|| StoreError::Corrupt(format!("asset {id} vanished")))?;
-            return Ok(IngestReport { asset_id: id, status: existing.status, outcome, reason: Some(reason), timings: StageTimings::default() });
+            let existing = self
+                .store
+                .asset(&id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("asset {id} vanished")))?;
+            return Ok(IngestReport {
+                asset_id: id,
+                status: existing.status,
+                outcome,
+                reason: Some(reason),
+                timings: StageTimings::default(),
+            });
         }
-        let (data_key, wrapped_key) = self.store.keys().new_data_key(id.as_str()).map_err(StoreError::from)?;
-        let original = bytes.map(|b| self.store.blobs().put(&data_key, b)).transpose()?;
+        let (data_key, wrapped_key) = self
+            .store
+            .keys()
+            .new_data_key(id.as_str())
+            .map_err(StoreError::from)?;
+        let original = bytes
+            .map(|b| self.store.blobs().put(&data_key, b))
+            .transpose()?;
         let now = clock::now_ms();
         let asset = Asset {
             id: id.clone(),
@@ -475,18 +626,29 @@ impl Ingestor {
             sidecar: None,
             thumbnails: Vec::new(),
             key: wrapped_key,
-            quarantine: Some(Quarantine { stage: stage.to_owned(), code: code.to_owned(), reason: reason.clone(), at_ms: now }),
+            quarantine: Some(Quarantine {
+                stage: stage.to_owned(),
+                code: code.to_owned(),
+                reason: reason.clone(),
+                at_ms: now,
+            }),
             created_at_ms: now,
             updated_at_ms: now,
         };
         let outcome = self.store.commit_asset(&asset, Some(job_id))?;
-        if outcome != CommitOutcome::Created {
-            if let Some(blob) = &original {
-                self.store.blobs().delete(blob)?;
-            }
+        if outcome != CommitOutcome::Created
+            && let Some(blob) = &original
+        {
+            self.store.blobs().delete(blob)?;
         }
         log::warn!(target: "consentry::ingest", asset_id = id.as_str(), stage = stage, code = code; "quarantined: {reason}");
-        Ok(IngestReport { asset_id: id, status: AssetStatus::Quarantined, outcome, reason: Some(reason), timings: StageTimings::default() })
+        Ok(IngestReport {
+            asset_id: id,
+            status: AssetStatus::Quarantined,
+            outcome,
+            reason: Some(reason),
+            timings: StageTimings::default(),
+        })
     }
 
     /// Runs the share's `after_ingest` on a source whose asset is durable.
@@ -498,27 +660,34 @@ impl Ingestor {
         if job.after == AfterIngest::Keep || !path.exists() && sidecar.is_none() {
             return Ok(());
         }
-        if let Some(asset_id) = self.store.asset_for_source(&SourceRef {
-            collection: job.collection.clone(),
-            path: job.rel_path.clone(),
-            size: job.size,
-            mtime_ms: job.mtime_ms,
-            ingested_at_ms: 0,
-        })? {
-            if self.store.asset(&asset_id)?.is_some_and(|a| a.original.is_none()) {
-                return Ok(());
-            }
+        if let Some(asset_id) = self.store.asset_for_source(&job.source_ref(0))?
+            && self
+                .store
+                .asset(&asset_id)?
+                .is_some_and(|a| a.original.is_none())
+        {
+            return Ok(());
         }
         for file in std::iter::once(path.clone()).chain(sidecar) {
             match job.after {
                 AfterIngest::Keep => {}
-                AfterIngest::Delete => remove_if_exists(&file)
-                    .map_err(|source| IngestError::PostAction { action: "delete", path: file.clone(), source })?,
+                AfterIngest::Delete => {
+                    remove_if_exists(&file).map_err(|source| IngestError::PostAction {
+                        action: "delete",
+                        path: file.clone(),
+                        source,
+                    })?
+                }
                 AfterIngest::Move => {
-                    let Some(dest_root) = &job.move_to else { continue };
+                    let Some(dest_root) = &job.move_to else {
+                        continue;
+                    };
                     let rel = file.strip_prefix(&job.root).unwrap_or(&file);
-                    move_file(&file, dest_root, rel)
-                        .map_err(|source| IngestError::PostAction { action: "move", path: file.clone(), source })?;
+                    move_file(&file, dest_root, rel).map_err(|source| IngestError::PostAction {
+                        action: "move",
+                        path: file.clone(),
+                        source,
+                    })?;
                 }
             }
         }
@@ -536,7 +705,10 @@ fn log_stage(id: &AssetId, path: &str, stage: &str, took: Duration, message: &st
 /// Size and mtime (ms) of a file, or None if it does not exist.
 pub fn stat(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
     match fs::metadata(path) {
-        Ok(meta) => Ok(Some((meta.len(), meta.modified().map(clock::system_time_ms).unwrap_or(0)))),
+        Ok(meta) => Ok(Some((
+            meta.len(),
+            meta.modified().map(clock::system_time_ms).unwrap_or(0),
+        ))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
     }
@@ -548,7 +720,12 @@ pub fn find_sidecar(image: &Path) -> Option<PathBuf> {
     let stem = image.file_stem()?.to_str()?;
     ["xmp", "XMP", "Xmp"]
         .iter()
-        .flat_map(|ext| [image.with_file_name(format!("{stem}.{ext}")), image.with_file_name(format!("{name}.{ext}"))])
+        .flat_map(|ext| {
+            [
+                image.with_file_name(format!("{stem}.{ext}")),
+                image.with_file_name(format!("{name}.{ext}")),
+            ]
+        })
         .find(|candidate| candidate.is_file())
 }
 
@@ -579,7 +756,10 @@ fn move_file(file: &Path, dest_root: &Path, rel: &Path) -> std::io::Result<()> {
     let mut dest = wanted.clone();
     let mut n = 2;
     while dest.exists() {
-        let stem = wanted.file_stem().and_then(|s| s.to_str()).unwrap_or("file");
+        let stem = wanted
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("file");
         let name = match wanted.extension().and_then(|e| e.to_str()) {
             Some(ext) => format!("{stem} ({n}).{ext}"),
             None => format!("{stem} ({n})"),
@@ -626,7 +806,13 @@ mod tests {
             move_file(&file, &done, Path::new("sub/a.jpg")).unwrap();
             assert!(!file.exists());
         }
-        assert_eq!(fs::read_to_string(done.join("sub/a.jpg")).unwrap(), "round 0");
-        assert_eq!(fs::read_to_string(done.join("sub/a (2).jpg")).unwrap(), "round 1");
+        assert_eq!(
+            fs::read_to_string(done.join("sub/a.jpg")).unwrap(),
+            "round 0"
+        );
+        assert_eq!(
+            fs::read_to_string(done.join("sub/a (2).jpg")).unwrap(),
+            "round 1"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! the job is redone by the next run; ingest is idempotent (content-hash ids,
 //! source references compared as drops), so redoing never doubles an asset.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,22 @@ pub struct IngestJob {
 
 impl IngestJob {
     pub fn source_path(&self) -> PathBuf {
-        if self.root.as_os_str().is_empty() { PathBuf::from(&self.rel_path) } else { self.root.join(&self.rel_path) }
+        if self.root.as_os_str().is_empty() {
+            PathBuf::from(&self.rel_path)
+        } else {
+            self.root.join(&self.rel_path)
+        }
+    }
+
+    /// The drop this job takes in, as recorded on the asset.
+    pub fn source_ref(&self, ingested_at_ms: u64) -> crate::domain::SourceRef {
+        crate::domain::SourceRef {
+            collection: self.collection.clone(),
+            path: self.rel_path.clone(),
+            size: self.size,
+            mtime_ms: self.mtime_ms,
+            ingested_at_ms,
+        }
     }
 
     /// The queue's de-duplication key: one queued job per file.
@@ -56,27 +71,16 @@ impl IngestJob {
 
 /// Delay before retry number `attempt` (1-based): `base`, 2×`base`, 4×…, capped at one hour.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(Duration::from_secs(3600))
-}
-
-/// Whether a failed step may succeed when tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Transient (I/O, a share that went away): retry with backoff.
-    Retry,
-    /// The file itself is the problem: quarantine now.
-    Abort,
-}
-
-/// Display helper for paths in log fields.
-pub fn path_field(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn backoff_doubles_and_caps() {

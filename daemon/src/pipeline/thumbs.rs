@@ -60,7 +60,12 @@ pub fn make_thumbnails(image: &DecodedImage, sizes: &[u32]) -> opencv::Result<Ve
         let mut jpeg = Vector::<u8>::new();
         let params = Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, JPEG_QUALITY]);
         imgcodecs::imencode(".jpg", source, &mut jpeg, &params)?;
-        thumbnails.push(ThumbnailImage { size, width: w, height: h, jpeg: jpeg.to_vec() });
+        thumbnails.push(ThumbnailImage {
+            size,
+            width: w,
+            height: h,
+            jpeg: jpeg.to_vec(),
+        });
     }
     Ok(thumbnails)
 }

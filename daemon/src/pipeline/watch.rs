@@ -27,8 +27,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use super::queue::{IngestJob, Job};
 use super::store::{Store, StoreError};
 use crate::config::{AfterIngest, IngestConfig, ShareConfig};
-use crate::domain::SourceRef;
-use crate::workers::{WorkerHandle, WorkerState, Wakeup};
+use crate::workers::{Wakeup, WorkerHandle, WorkerState};
 
 /// A write still open after this long without any event is presumed abandoned.
 const STALE_WRITE: Duration = Duration::from_secs(30 * 60);
@@ -37,10 +36,27 @@ const MAX_DEPTH: usize = 32;
 /// Whether a file name is litter that must never be ingested.
 pub fn is_litter(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    const NAMES: [&str; 5] = ["thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store", "icon\r"];
+    const NAMES: [&str; 5] = [
+        "thumbs.db",
+        "ehthumbs.db",
+        "desktop.ini",
+        ".ds_store",
+        "icon\r",
+    ];
     const PREFIXES: [&str; 3] = ["~$", "._", "."];
-    const SUFFIXES: [&str; 11] =
-        [".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".!ut", ".filepart", ".swp", "~", ".lnk"];
+    const SUFFIXES: [&str; 11] = [
+        ".tmp",
+        ".temp",
+        ".part",
+        ".partial",
+        ".crdownload",
+        ".download",
+        ".!ut",
+        ".filepart",
+        ".swp",
+        "~",
+        ".lnk",
+    ];
     NAMES.contains(&lower.as_str())
         || PREFIXES.iter().any(|p| lower.starts_with(p))
         || SUFFIXES.iter().any(|s| lower.ends_with(s))
@@ -48,7 +64,10 @@ pub fn is_litter(name: &str) -> bool {
 
 /// XMP sidecars are read together with their image, never on their own.
 pub fn is_sidecar(name: &str) -> bool {
-    Path::new(name).extension().and_then(OsStr::to_str).is_some_and(|e| e.eq_ignore_ascii_case("xmp"))
+    Path::new(name)
+        .extension()
+        .and_then(OsStr::to_str)
+        .is_some_and(|e| e.eq_ignore_ascii_case("xmp"))
 }
 
 #[derive(Debug)]
@@ -116,18 +135,23 @@ impl Watcher {
         let mut next_walk = Instant::now();
         while !must_exit.load(Ordering::Relaxed) {
             if Instant::now() >= next_walk {
-                self.status.set(WorkerState::Busy, Some("walking shares".into()));
+                self.status
+                    .set(WorkerState::Busy, Some("walking shares".into()));
                 self.walk_all();
                 next_walk = Instant::now() + self.config.rescan_interval;
             }
             if let Err(err) = self.check_candidates() {
                 log::error!(target: "consentry::watch", "cannot queue files: {err}");
             }
-            self.status.set(WorkerState::Idle, Some(format!("{} file(s) settling", self.candidates.len())));
+            self.status.set(
+                WorkerState::Idle,
+                Some(format!("{} file(s) settling", self.candidates.len())),
+            );
             let tick = if self.candidates.is_empty() {
                 Duration::from_secs(1)
             } else {
-                (self.config.quiet_period / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+                (self.config.quiet_period / 4)
+                    .clamp(Duration::from_millis(50), Duration::from_secs(1))
             };
             let wait = tick.min(next_walk.saturating_duration_since(Instant::now()));
             self.take_hints(&hint_rx, wait, &mut next_walk);
@@ -184,27 +208,28 @@ impl Watcher {
                             _ => None,
                         }
                     };
-                    if let Some(hint) = hint {
-                        if hint_tx.send(hint).is_err() {
+                    if let Some(hint) = hint
+                        && hint_tx.send(hint).is_err() {
                             return;
                         }
-                    }
                 }
             }
         });
         match spawned {
             Ok(_) => self.inotify = Some(inotify),
-            Err(err) => log::warn!(target: "consentry::watch", "cannot start the inotify thread ({err})"),
+            Err(err) => {
+                log::warn!(target: "consentry::watch", "cannot start the inotify thread ({err})")
+            }
         }
     }
 
     fn take_hints(&mut self, hints: &Receiver<Hint>, wait: Duration, next_walk: &mut Instant) {
         let mut first = match hints.recv_timeout(wait) {
             Ok(hint) => Some(hint),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                if wait > Duration::ZERO && self.inotify.is_none() {
-                    std::thread::sleep(Duration::ZERO);
-                }
+            Err(RecvTimeoutError::Timeout) => None,
+            // No inotify thread: the channel is closed, so wait here instead.
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(wait);
                 None
             }
         };
@@ -216,13 +241,13 @@ impl Watcher {
                 }
                 Hint::Closed(path) => {
                     self.writing.remove(&path);
-                    if let Some(share_idx) = self.share_of(&path) {
-                        self.consider(share_idx, &path);
+                    if self.share_of(&path).is_some() {
+                        self.consider(&path);
                     }
                 }
                 Hint::NewDir(path) => {
-                    if let Some(share_idx) = self.share_of(&path) {
-                        self.walk_dir(share_idx, &path, 0);
+                    if self.share_of(&path).is_some() {
+                        self.walk_dir(&path, 0);
                     }
                 }
             }
@@ -230,7 +255,9 @@ impl Watcher {
     }
 
     fn share_of(&self, path: &Path) -> Option<usize> {
-        self.shares.iter().position(|share| path.starts_with(&share.path))
+        self.shares
+            .iter()
+            .position(|share| path.starts_with(&share.path))
     }
 
     fn walk_all(&mut self) {
@@ -258,16 +285,17 @@ impl Watcher {
             }
             self.available[share_idx] = Some(available);
             if available {
-                self.walk_dir(share_idx, &share.path, 0);
+                self.walk_dir(&share.path, 0);
             }
         }
         // Forget what no longer exists.
         self.candidates.retain(|path, _| path.exists());
         self.settled.retain(|path, _| path.exists());
-        self.writing.retain(|_, since| since.elapsed() < STALE_WRITE);
+        self.writing
+            .retain(|_, since| since.elapsed() < STALE_WRITE);
     }
 
-    fn walk_dir(&mut self, share_idx: usize, dir: &Path, depth: usize) {
+    fn walk_dir(&mut self, dir: &Path, depth: usize) {
         if depth > MAX_DEPTH {
             log::warn!(target: "consentry::watch", "not descending into {}: more than {MAX_DEPTH} levels deep", dir.display());
             return;
@@ -290,18 +318,26 @@ impl Watcher {
                 continue;
             }
             // file_type() does not follow symbolic links: links are never taken.
-            let Ok(file_type) = entry.file_type() else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
             if file_type.is_dir() {
-                self.walk_dir(share_idx, &entry.path(), depth + 1);
+                self.walk_dir(&entry.path(), depth + 1);
             } else if file_type.is_file() && !is_sidecar(name) {
-                self.consider(share_idx, &entry.path());
+                self.consider(&entry.path());
             }
         }
     }
 
     fn add_watch(&mut self, dir: &Path) {
         let Some(inotify) = &self.inotify else { return };
-        if self.watched.lock().expect("watch map").values().any(|d| d == dir) {
+        if self
+            .watched
+            .lock()
+            .expect("watch map")
+            .values()
+            .any(|d| d == dir)
+        {
             return;
         }
         let flags = AddWatchFlags::IN_CLOSE_WRITE
@@ -311,7 +347,10 @@ impl Watcher {
             | AddWatchFlags::IN_ONLYDIR;
         match inotify.add_watch(dir, flags) {
             Ok(wd) => {
-                self.watched.lock().expect("watch map").insert(wd, dir.to_owned());
+                self.watched
+                    .lock()
+                    .expect("watch map")
+                    .insert(wd, dir.to_owned());
             }
             Err(nix::errno::Errno::ENOSPC) if !self.watch_limit_logged => {
                 self.watch_limit_logged = true;
@@ -322,23 +361,37 @@ impl Watcher {
     }
 
     /// Records a file as a candidate, or refreshes its size and mtime.
-    fn consider(&mut self, share_idx: usize, path: &Path) {
-        let Some(name) = path.file_name().and_then(OsStr::to_str) else { return };
+    fn consider(&mut self, path: &Path) {
+        let Some(name) = path.file_name().and_then(OsStr::to_str) else {
+            return;
+        };
         if is_litter(name) || is_sidecar(name) {
             return;
         }
-        let Ok(Some((size, mtime_ms))) = super::ingest::stat(path) else { return };
+        let Ok(Some((size, mtime_ms))) = super::ingest::stat(path) else {
+            return;
+        };
         if self.settled.get(path) == Some(&(size, mtime_ms)) {
             return;
         }
-        let _ = share_idx;
         match self.candidates.get_mut(path) {
             Some(candidate) if (candidate.size, candidate.mtime_ms) == (size, mtime_ms) => {}
             Some(candidate) => {
-                *candidate = Candidate { size, mtime_ms, stable_since: Instant::now() };
+                *candidate = Candidate {
+                    size,
+                    mtime_ms,
+                    stable_since: Instant::now(),
+                };
             }
             None => {
-                self.candidates.insert(path.to_owned(), Candidate { size, mtime_ms, stable_since: Instant::now() });
+                self.candidates.insert(
+                    path.to_owned(),
+                    Candidate {
+                        size,
+                        mtime_ms,
+                        stable_since: Instant::now(),
+                    },
+                );
             }
         }
     }
@@ -354,7 +407,8 @@ impl Watcher {
                     if (candidate.size, candidate.mtime_ms) != now {
                         (candidate.size, candidate.mtime_ms) = now;
                         candidate.stable_since = Instant::now();
-                    } else if candidate.stable_since.elapsed() >= quiet_period_for(candidate.size, self.config.quiet_period)
+                    } else if candidate.stable_since.elapsed()
+                        >= quiet_period_for(candidate.size, self.config.quiet_period)
                         && !self.writing.contains_key(&path)
                     {
                         ready.push(path);
@@ -368,9 +422,13 @@ impl Watcher {
         let mut pushed = 0;
         for path in ready {
             let candidate = self.candidates.remove(&path).expect("candidate exists");
-            let Some(share_idx) = self.share_of(&path) else { continue };
+            let Some(share_idx) = self.share_of(&path) else {
+                continue;
+            };
             let share = &self.shares[share_idx];
-            let Some(rel_path) = path.strip_prefix(&share.path).ok().and_then(Path::to_str) else { continue };
+            let Some(rel_path) = path.strip_prefix(&share.path).ok().and_then(Path::to_str) else {
+                continue;
+            };
             let job = IngestJob {
                 collection: share.collection.clone(),
                 root: share.path.clone(),
@@ -381,21 +439,20 @@ impl Watcher {
                 move_to: share.move_to.clone(),
             };
             // A drop that is already an asset and stays on the share is settled.
-            let source = SourceRef {
-                collection: job.collection.clone(),
-                path: job.rel_path.clone(),
-                size: job.size,
-                mtime_ms: job.mtime_ms,
-                ingested_at_ms: 0,
-            };
-            if let Some(asset_id) = self.store.asset_for_source(&source)? {
-                let kept_unread = self.store.asset(&asset_id)?.is_some_and(|a| a.original.is_none());
+            if let Some(asset_id) = self.store.asset_for_source(&job.source_ref(0))? {
+                let kept_unread = self
+                    .store
+                    .asset(&asset_id)?
+                    .is_some_and(|a| a.original.is_none());
                 if share.after_ingest == AfterIngest::Keep || kept_unread {
                     self.settled.insert(path, (job.size, job.mtime_ms));
                     continue;
                 }
             }
-            if let Some(job_id) = self.store.push_job(&job.dedupe_parts(), &Job::Ingest(job.clone()))? {
+            if let Some(job_id) = self
+                .store
+                .push_job(&job.dedupe_parts(), &Job::Ingest(job.clone()))?
+            {
                 pushed += 1;
                 log::info!(target: "consentry::watch", path = path.to_string_lossy().as_ref(), collection = job.collection.as_str(), stage = "queue", job = job_id.0; "queued {} ({} bytes)", job.rel_path, job.size);
             }
@@ -410,7 +467,11 @@ impl Watcher {
 /// An empty file is most often one whose writer has not started yet: give it
 /// far longer before it is taken (and then quarantined as empty).
 fn quiet_period_for(size: u64, quiet_period: Duration) -> Duration {
-    if size == 0 { quiet_period * 10 } else { quiet_period }
+    if size == 0 {
+        quiet_period * 10
+    } else {
+        quiet_period
+    }
 }
 
 #[cfg(test)]
@@ -419,7 +480,18 @@ mod tests {
 
     #[test]
     fn litter_and_sidecars_are_recognised() {
-        for name in ["~$report.docx", "x.tmp", "._IMG_1.JPG", ".DS_Store", "Thumbs.db", "desktop.ini", "a.jpg.part", "b.crdownload", ".hidden.jpg", "big.JPG.filepart"] {
+        for name in [
+            "~$report.docx",
+            "x.tmp",
+            "._IMG_1.JPG",
+            ".DS_Store",
+            "Thumbs.db",
+            "desktop.ini",
+            "a.jpg.part",
+            "b.crdownload",
+            ".hidden.jpg",
+            "big.JPG.filepart",
+        ] {
             assert!(is_litter(name), "{name} is litter");
         }
         for name in ["IMG_1.JPG", "photo.heic", "scan~1.png", "Thumbs.db.jpg"] {

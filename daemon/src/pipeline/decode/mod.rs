@@ -34,7 +34,10 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_pixels: 100_000_000, working_edge: 2048 }
+        DecodeLimits {
+            max_pixels: 100_000_000,
+            working_edge: 2048,
+        }
     }
 }
 
@@ -53,14 +56,32 @@ pub struct DecodedImage {
 pub enum DecodeError {
     #[error(transparent)]
     Container(#[from] ContainerError),
-    #[error("image is {width}×{height} ({megapixels} MP), over the {limit_megapixels} MP limit (ingest.max_pixels)")]
-    TooManyPixels { width: u32, height: u32, megapixels: u64, limit_megapixels: u64 },
+    #[error(
+        "image is {width}×{height} ({megapixels} MP), over the {limit_megapixels} MP limit (ingest.max_pixels)"
+    )]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        megapixels: u64,
+        limit_megapixels: u64,
+    },
     #[error("image header gives a zero width or height")]
     ZeroSize,
     #[error("{format} decoder failed: {detail}")]
-    Decoder { format: &'static str, detail: String },
-    #[error("{format} decoder produced {got_width}×{got_height} pixels, but the header says {width}×{height}")]
-    SizeMismatch { format: &'static str, width: u32, height: u32, got_width: u32, got_height: u32 },
+    Decoder {
+        format: &'static str,
+        detail: String,
+    },
+    #[error(
+        "{format} decoder produced {got_width}×{got_height} pixels, but the header says {width}×{height}"
+    )]
+    SizeMismatch {
+        format: &'static str,
+        width: u32,
+        height: u32,
+        got_width: u32,
+        got_height: u32,
+    },
 }
 
 impl DecodeError {
@@ -109,7 +130,10 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<ContainerInfo, Dec
 
 /// Whether a file name's extension fits the sniffed format (`None`: no extension).
 pub fn extension_fits(format: ImageFormat, file_name: &str) -> Option<bool> {
-    let ext = std::path::Path::new(file_name).extension()?.to_str()?.to_ascii_lowercase();
+    let ext = std::path::Path::new(file_name)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
     let fits: &[&str] = match format {
         ImageFormat::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
         ImageFormat::Png => &["png"],
@@ -127,7 +151,11 @@ pub fn oriented_size(info: &ContainerInfo, exif_orientation: Option<u16>) -> (u3
         ImageFormat::Heif | ImageFormat::Avif => info.quarter_turns % 2 == 1,
         _ => matches!(exif_orientation, Some(5..=8)),
     };
-    if swap { (info.height, info.width) } else { (info.width, info.height) }
+    if swap {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
+    }
 }
 
 /// Decodes pixels of a file that passed [`inspect`].
@@ -148,7 +176,10 @@ pub fn decode(
                 1
             };
             let stored = decode_opencv(bytes, format, reduction)?;
-            let (expect_w, expect_h) = (info.width.div_ceil(reduction), info.height.div_ceil(reduction));
+            let (expect_w, expect_h) = (
+                info.width.div_ceil(reduction),
+                info.height.div_ceil(reduction),
+            );
             let (got_w, got_h) = mat_size(&stored);
             if (got_w, got_h) != (expect_w, expect_h) {
                 return Err(DecodeError::SizeMismatch {
@@ -159,19 +190,38 @@ pub fn decode(
                     got_height: got_h,
                 });
             }
-            (apply_orientation(stored, exif_orientation.unwrap_or(1)).map_err(|e| cv_err(format, &e))?, reduction)
+            (
+                apply_orientation(stored, exif_orientation.unwrap_or(1))
+                    .map_err(|e| cv_err(format, &e))?,
+                reduction,
+            )
         }
     };
     let (got_w, got_h) = mat_size(&pixels);
     if reduction == 1 && (got_w, got_h) != (width, height) {
-        return Err(DecodeError::SizeMismatch { format: format.name(), width, height, got_width: got_w, got_height: got_h });
+        return Err(DecodeError::SizeMismatch {
+            format: format.name(),
+            width,
+            height,
+            got_width: got_w,
+            got_height: got_h,
+        });
     }
-    Ok(DecodedImage { pixels, format, width, height, reduction })
+    Ok(DecodedImage {
+        pixels,
+        format,
+        width,
+        height,
+        reduction,
+    })
 }
 
 /// The largest libjpeg scale (1, 2, 4, 8) that keeps the longest edge ≥ `working_edge`.
 pub fn jpeg_reduction(longest_edge: u32, working_edge: u32) -> u32 {
-    [8, 4, 2].into_iter().find(|&r| longest_edge / r >= working_edge).unwrap_or(1)
+    [8, 4, 2]
+        .into_iter()
+        .find(|&r| longest_edge / r >= working_edge)
+        .unwrap_or(1)
 }
 
 fn decode_opencv(bytes: &[u8], format: ImageFormat, reduction: u32) -> Result<Mat, DecodeError> {
@@ -186,26 +236,38 @@ fn decode_opencv(bytes: &[u8], format: ImageFormat, reduction: u32) -> Result<Ma
     let buf = Mat::from_slice(bytes).map_err(|e| cv_err(format, &e))?;
     let mat = imgcodecs::imdecode(&buf, flags).map_err(|e| cv_err(format, &e))?;
     if mat.empty() {
-        return Err(DecodeError::Decoder { format: format.name(), detail: "the image data could not be decoded".into() });
+        return Err(DecodeError::Decoder {
+            format: format.name(),
+            detail: "the image data could not be decoded".into(),
+        });
     }
     Ok(mat)
 }
 
 fn decode_heif(bytes: &[u8], format: ImageFormat) -> Result<Mat, DecodeError> {
     use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
-    let heif_err = |e: libheif_rs::HeifError| DecodeError::Decoder { format: format.name(), detail: e.message.clone() };
+    let heif_err = |e: libheif_rs::HeifError| DecodeError::Decoder {
+        format: format.name(),
+        detail: e.message.clone(),
+    };
     let context = HeifContext::read_from_bytes(bytes).map_err(heif_err)?;
     let handle = context.primary_image_handle().map_err(heif_err)?;
     // decode() applies the container's rotation, mirroring and cropping.
-    let image = LibHeif::new().decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None).map_err(heif_err)?;
+    let image = LibHeif::new()
+        .decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None)
+        .map_err(heif_err)?;
     let planes = image.planes();
     let plane = planes.interleaved.ok_or_else(|| DecodeError::Decoder {
         format: format.name(),
         detail: "no interleaved RGB plane".into(),
     })?;
     let (w, h) = (plane.width as usize, plane.height as usize);
-    if w == 0 || h == 0 || plane.stride < 3 * w || plane.data.len() < plane.stride * (h - 1) + 3 * w {
-        return Err(DecodeError::Decoder { format: format.name(), detail: "decoded plane has an invalid layout".into() });
+    if w == 0 || h == 0 || plane.stride < 3 * w || plane.data.len() < plane.stride * (h - 1) + 3 * w
+    {
+        return Err(DecodeError::Decoder {
+            format: format.name(),
+            detail: "decoded plane has an invalid layout".into(),
+        });
     }
     let cv = |e: opencv::Error| cv_err(format, &e);
     let mut rgb = Mat::new_rows_cols_with_default(
@@ -217,7 +279,8 @@ fn decode_heif(bytes: &[u8], format: ImageFormat) -> Result<Mat, DecodeError> {
     .map_err(cv)?;
     let dest = rgb.data_bytes_mut().map_err(cv)?;
     for row in 0..h {
-        dest[row * 3 * w..(row + 1) * 3 * w].copy_from_slice(&plane.data[row * plane.stride..row * plane.stride + 3 * w]);
+        dest[row * 3 * w..(row + 1) * 3 * w]
+            .copy_from_slice(&plane.data[row * plane.stride..row * plane.stride + 3 * w]);
     }
     let mut bgr = Mat::default();
     imgproc::cvt_color_def(&rgb, &mut bgr, imgproc::COLOR_RGB2BGR).map_err(cv)?;
@@ -250,11 +313,17 @@ pub fn apply_orientation(image: Mat, orientation: u16) -> opencv::Result<Mat> {
 }
 
 pub fn mat_size(mat: &Mat) -> (u32, u32) {
-    (u32::try_from(mat.cols()).unwrap_or(0), u32::try_from(mat.rows()).unwrap_or(0))
+    (
+        u32::try_from(mat.cols()).unwrap_or(0),
+        u32::try_from(mat.rows()).unwrap_or(0),
+    )
 }
 
 fn cv_err(format: ImageFormat, err: &opencv::Error) -> DecodeError {
-    DecodeError::Decoder { format: format.name(), detail: err.message.clone() }
+    DecodeError::Decoder {
+        format: format.name(),
+        detail: err.message.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -271,11 +340,16 @@ mod tests {
     }
 
     fn gradient(w: i32, h: i32) -> Mat {
-        let mut mat = Mat::new_rows_cols_with_default(h, w, cv::CV_8UC3, cv::Scalar::all(0.0)).unwrap();
+        let mut mat =
+            Mat::new_rows_cols_with_default(h, w, cv::CV_8UC3, cv::Scalar::all(0.0)).unwrap();
         let data = mat.data_bytes_mut().unwrap();
         for (idx, px) in data.chunks_mut(3).enumerate() {
             let (x, y) = (idx as i32 % w, idx as i32 / w);
-            px.copy_from_slice(&[(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x + y) % 256) as u8]);
+            px.copy_from_slice(&[
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x + y) % 256) as u8,
+            ]);
         }
         mat
     }
@@ -299,14 +373,21 @@ mod tests {
             let stored = as_stored(&upright, orientation);
             let fixed = apply_orientation(stored, orientation).unwrap();
             assert_eq!(mat_size(&fixed), (6, 4), "orientation {orientation}");
-            assert_eq!(fixed.data_bytes().unwrap(), upright.data_bytes().unwrap(), "orientation {orientation}");
+            assert_eq!(
+                fixed.data_bytes().unwrap(),
+                upright.data_bytes().unwrap(),
+                "orientation {orientation}"
+            );
         }
     }
 
     #[test]
     fn pixel_limit_is_checked_from_the_header() {
         // A PNG header claiming 65535×65535 with no pixel data at all.
-        let limits = DecodeLimits { max_pixels: 100_000_000, working_edge: 2048 };
+        let limits = DecodeLimits {
+            max_pixels: 100_000_000,
+            working_edge: 2048,
+        };
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = b"IHDR".to_vec();
         ihdr.extend_from_slice(&65535u32.to_be_bytes());
@@ -321,7 +402,10 @@ mod tests {
                 assert!(err.to_string().contains("65535×65535"), "{err}");
             }
             Err(DecodeError::Container(ContainerError::Truncated { .. })) => {}
-            other => panic!("expected a refusal, got {:?}", other.map(|i| (i.width, i.height))),
+            other => panic!(
+                "expected a refusal, got {:?}",
+                other.map(|i| (i.width, i.height))
+            ),
         }
     }
 
@@ -330,7 +414,11 @@ mod tests {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -6,8 +6,8 @@
 use ::exif::{Context, Exif, Field, In, Reader, Tag, Value};
 
 use super::{
-    Metadata, checked_gps, checked_orientation, clean_text, decode_legacy_text, parse_offset, quote, split_mwg_list,
-    stamp_or_warn,
+    Metadata, checked_gps, checked_orientation, clean_text, decode_legacy_text, parse_offset,
+    quote, split_mwg_list, stamp_or_warn,
 };
 
 /// Most parser complaints listed one by one; the rest are counted.
@@ -20,7 +20,10 @@ pub(super) fn read(block: &[u8]) -> Metadata {
     let warnings = &mut md.warnings;
     // Tolerate the APP1 / WebP prefix if the container left it on.
     let data = block.strip_prefix(b"Exif\0\0").unwrap_or(block);
-    let exif = match Reader::new().continue_on_error(true).read_raw(data.to_vec()) {
+    let exif = match Reader::new()
+        .continue_on_error(true)
+        .read_raw(data.to_vec())
+    {
         Ok(exif) => exif,
         Err(::exif::Error::PartialResult(partial)) => {
             let (exif, errors) = partial.into_inner();
@@ -28,7 +31,10 @@ pub(super) fn read(block: &[u8]) -> Metadata {
                 warnings.push(format!("malformed EXIF: {err}"));
             }
             if errors.len() > MAX_LISTED_ERRORS {
-                warnings.push(format!("malformed EXIF: {} more problems", errors.len() - MAX_LISTED_ERRORS));
+                warnings.push(format!(
+                    "malformed EXIF: {} more problems",
+                    errors.len() - MAX_LISTED_ERRORS
+                ));
             }
             exif
         }
@@ -42,20 +48,30 @@ pub(super) fn read(block: &[u8]) -> Metadata {
     md.camera_model = text(&exif, Tag::Model);
     if let Some(field) = exif.get_field(Tag::Orientation, In::PRIMARY) {
         match field.value.get_uint(0) {
-            Some(value) => md.orientation = checked_orientation(i64::from(value), "EXIF Orientation", warnings),
+            Some(value) => {
+                md.orientation = checked_orientation(i64::from(value), "EXIF Orientation", warnings)
+            }
             None => warnings.push("EXIF Orientation has no numeric value; ignored".to_owned()),
         }
     }
     md.capture_time = capture_time(
         &exif,
-        [Tag::DateTimeOriginal, Tag::SubSecTimeOriginal, Tag::OffsetTimeOriginal],
+        [
+            Tag::DateTimeOriginal,
+            Tag::SubSecTimeOriginal,
+            Tag::OffsetTimeOriginal,
+        ],
         "EXIF DateTimeOriginal",
         warnings,
     )
     .or_else(|| {
         capture_time(
             &exif,
-            [Tag::DateTimeDigitized, Tag::SubSecTimeDigitized, Tag::OffsetTimeDigitized],
+            [
+                Tag::DateTimeDigitized,
+                Tag::SubSecTimeDigitized,
+                Tag::OffsetTimeDigitized,
+            ],
             "EXIF DateTimeDigitized",
             warnings,
         )
@@ -64,7 +80,9 @@ pub(super) fn read(block: &[u8]) -> Metadata {
 
     // MWG: these EXIF fields, when not blank, win over XMP and IIM.
     md.caption = text(&exif, Tag::ImageDescription);
-    md.creator = text(&exif, Tag::Artist).map(|artist| split_mwg_list(&artist)).unwrap_or_default();
+    md.creator = text(&exif, Tag::Artist)
+        .map(|artist| split_mwg_list(&artist))
+        .unwrap_or_default();
     // EXIF Copyright is "photographer\0editor"; the first part that is not blank.
     md.copyright = text(&exif, Tag::Copyright);
     md
@@ -73,20 +91,23 @@ pub(super) fn read(block: &[u8]) -> Metadata {
 /// A field of the primary image; the date tags are also looked for in IFD0,
 /// where some writers put them.
 fn field(exif: &Exif, tag: Tag) -> Option<&Field> {
-    exif.get_field(tag, In::PRIMARY).or_else(|| match tag.context() {
-        Context::Exif => exif.get_field(Tag(Context::Tiff, tag.number()), In::PRIMARY),
-        _ => None,
-    })
+    exif.get_field(tag, In::PRIMARY)
+        .or_else(|| match tag.context() {
+            Context::Exif => exif.get_field(Tag(Context::Tiff, tag.number()), In::PRIMARY),
+            _ => None,
+        })
 }
 
 /// The first non-blank string of an ASCII (or byte) field.
 fn text(exif: &Exif, tag: Tag) -> Option<String> {
     let field = field(exif, tag)?;
     match &field.value {
-        Value::Ascii(parts) => parts.iter().find_map(|part| clean_text(&decode_legacy_text(part))),
-        Value::Byte(bytes) | Value::Undefined(bytes, _) => {
-            bytes.split(|&b| b == 0).find_map(|part| clean_text(&decode_legacy_text(part)))
-        }
+        Value::Ascii(parts) => parts
+            .iter()
+            .find_map(|part| clean_text(&decode_legacy_text(part))),
+        Value::Byte(bytes) | Value::Undefined(bytes, _) => bytes
+            .split(|&b| b == 0)
+            .find_map(|part| clean_text(&decode_legacy_text(part))),
         _ => None,
     }
 }
@@ -107,7 +128,10 @@ fn capture_time(
             if digits.bytes().all(|b| b.is_ascii_digit()) {
                 stamp.fraction = Some(digits);
             } else {
-                warnings.push(format!("EXIF {subsec} {} is not a number; ignored", quote(&digits)));
+                warnings.push(format!(
+                    "EXIF {subsec} {} is not a number; ignored",
+                    quote(&digits)
+                ));
             }
         }
         if stamp.offset.is_none()
@@ -115,7 +139,10 @@ fn capture_time(
         {
             match parse_offset(&raw_offset) {
                 Ok(parsed) => stamp.offset = parsed,
-                Err(()) => warnings.push(format!("EXIF {offset} {} is not a UTC offset; ignored", quote(&raw_offset))),
+                Err(()) => warnings.push(format!(
+                    "EXIF {offset} {} is not a UTC offset; ignored",
+                    quote(&raw_offset)
+                )),
             }
         }
     }
@@ -135,13 +162,15 @@ fn gps(exif: &Exif, warnings: &mut Vec<String>) -> Option<super::Gps> {
     };
     let latitude = coordinate(exif, latitude, Tag::GPSLatitudeRef, ('N', 'S'), warnings)?;
     let longitude = coordinate(exif, longitude, Tag::GPSLongitudeRef, ('E', 'W'), warnings)?;
-    let altitude = exif.get_field(Tag::GPSAltitude, In::PRIMARY).and_then(|field| {
-        let value = numbers(&field.value).and_then(|v| v.first().copied());
-        if value.is_none() {
-            warnings.push("EXIF GPSAltitude is not a number; ignored".to_owned());
-        }
-        value
-    });
+    let altitude = exif
+        .get_field(Tag::GPSAltitude, In::PRIMARY)
+        .and_then(|field| {
+            let value = numbers(&field.value).and_then(|v| v.first().copied());
+            if value.is_none() {
+                warnings.push("EXIF GPSAltitude is not a number; ignored".to_owned());
+            }
+            value
+        });
     let below_sea_level = exif
         .get_field(Tag::GPSAltitudeRef, In::PRIMARY)
         .and_then(|field| field.value.get_uint(0))
@@ -160,14 +189,23 @@ fn coordinate(
     warnings: &mut Vec<String>,
 ) -> Option<f64> {
     let Some(degrees) = numbers(&field.value).and_then(|parts| dms(&parts)) else {
-        warnings.push(format!("EXIF {} {} is not a valid coordinate; GPS ignored", field.tag, field.display_value()));
+        warnings.push(format!(
+            "EXIF {} {} is not a valid coordinate; GPS ignored",
+            field.tag,
+            field.display_value()
+        ));
         return None;
     };
-    let sign = match text(exif, reference).and_then(|r| r.chars().next()).map(|c| c.to_ascii_uppercase()) {
+    let sign = match text(exif, reference)
+        .and_then(|r| r.chars().next())
+        .map(|c| c.to_ascii_uppercase())
+    {
         Some(c) if c == positive => 1.0,
         Some(c) if c == negative => -1.0,
         Some(c) => {
-            warnings.push(format!("EXIF {reference} {c:?} is not {positive} or {negative}; GPS ignored"));
+            warnings.push(format!(
+                "EXIF {reference} {c:?} is not {positive} or {negative}; GPS ignored"
+            ));
             return None;
         }
         None => {
@@ -183,15 +221,27 @@ fn dms(parts: &[f64]) -> Option<f64> {
     if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| !p.is_finite() || *p < 0.0) {
         return None;
     }
-    Some(parts.iter().zip([1.0, 60.0, 3600.0]).map(|(p, d)| p / d).sum())
+    Some(
+        parts
+            .iter()
+            .zip([1.0, 60.0, 3600.0])
+            .map(|(p, d)| p / d)
+            .sum(),
+    )
 }
 
 /// The numeric values of a field; `None` if any is not a number (e.g. x/0).
 fn numbers(value: &Value) -> Option<Vec<f64>> {
     let ratio = |num: f64, denom: f64| (denom != 0.0).then(|| num / denom);
     match value {
-        Value::Rational(v) => v.iter().map(|r| ratio(f64::from(r.num), f64::from(r.denom))).collect(),
-        Value::SRational(v) => v.iter().map(|r| ratio(f64::from(r.num), f64::from(r.denom))).collect(),
+        Value::Rational(v) => v
+            .iter()
+            .map(|r| ratio(f64::from(r.num), f64::from(r.denom)))
+            .collect(),
+        Value::SRational(v) => v
+            .iter()
+            .map(|r| ratio(f64::from(r.num), f64::from(r.denom)))
+            .collect(),
         Value::Short(v) => Some(v.iter().map(|&n| f64::from(n)).collect()),
         Value::Long(v) => Some(v.iter().map(|&n| f64::from(n)).collect()),
         Value::Float(v) => Some(v.iter().map(|&n| f64::from(n)).collect()),
@@ -218,7 +268,12 @@ pub(super) mod tests {
 
     /// Builds a TIFF-structured EXIF block: IFD0, and an Exif and a GPS IFD
     /// when given, in either byte order.
-    pub(in crate::pipeline::metadata) fn tiff(little_endian: bool, ifd0: &[E], exif: &[E], gps: &[E]) -> Vec<u8> {
+    pub(in crate::pipeline::metadata) fn tiff(
+        little_endian: bool,
+        ifd0: &[E],
+        exif: &[E],
+        gps: &[E],
+    ) -> Vec<u8> {
         let le = little_endian;
         let u16b = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
         let u32b = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
@@ -227,15 +282,29 @@ pub(super) mod tests {
                 V::Ascii(s) => (2, s.len() as u32 + 1, [s.as_bytes(), &[0]].concat()),
                 V::Short(n) => (3, 1, u16b(*n).to_vec()),
                 V::Byte(b) => (1, 1, vec![*b]),
-                V::Rational(parts) => {
-                    (5, parts.len() as u32, parts.iter().flat_map(|&(n, d)| [u32b(n), u32b(d)].concat()).collect())
-                }
+                V::Rational(parts) => (
+                    5,
+                    parts.len() as u32,
+                    parts
+                        .iter()
+                        .flat_map(|&(n, d)| [u32b(n), u32b(d)].concat())
+                        .collect(),
+                ),
             }
         };
         let ifd_size = |entries: &[(u16, u16, u32, Vec<u8>)]| {
             2 + 12 * entries.len()
                 + 4
-                + entries.iter().map(|e| if e.3.len() > 4 { e.3.len() + e.3.len() % 2 } else { 0 }).sum::<usize>()
+                + entries
+                    .iter()
+                    .map(|e| {
+                        if e.3.len() > 4 {
+                            e.3.len() + e.3.len() % 2
+                        } else {
+                            0
+                        }
+                    })
+                    .sum::<usize>()
         };
         let encode_all = |entries: &[E]| -> Vec<(u16, u16, u32, Vec<u8>)> {
             entries
@@ -257,7 +326,12 @@ pub(super) mod tests {
             ifd0_entries.push((0x8825, 4, 1, vec![0; 4]));
         }
         let exif_at = 8 + ifd_size(&ifd0_entries);
-        let gps_at = exif_at + if exif.is_empty() { 0 } else { ifd_size(&exif_entries) };
+        let gps_at = exif_at
+            + if exif.is_empty() {
+                0
+            } else {
+                ifd_size(&exif_entries)
+            };
         for entry in &mut ifd0_entries {
             match entry.0 {
                 0x8769 => entry.3 = u32b(exif_at as u32).to_vec(),
@@ -266,7 +340,11 @@ pub(super) mod tests {
             }
         }
         ifd0_entries.sort_by_key(|e| e.0);
-        let mut out = if le { b"II*\0".to_vec() } else { b"MM\0*".to_vec() };
+        let mut out = if le {
+            b"II*\0".to_vec()
+        } else {
+            b"MM\0*".to_vec()
+        };
         out.extend(u32b(8));
         for entries in [&ifd0_entries, &exif_entries, &gps_entries] {
             if entries.is_empty() {
@@ -306,7 +384,11 @@ pub(super) mod tests {
     fn camera(little_endian: bool) -> Vec<u8> {
         tiff(
             little_endian,
-            &[(0x010F, V::Ascii("Canon ")), (0x0110, V::Ascii("Canon EOS 40D")), (0x0112, V::Short(6))],
+            &[
+                (0x010F, V::Ascii("Canon ")),
+                (0x0110, V::Ascii("Canon EOS 40D")),
+                (0x0112, V::Short(6)),
+            ],
             &[
                 (0x9003, V::Ascii("2008:05:30 15:56:01")),
                 (0x9004, V::Ascii("2008:05:30 15:56:02")),
@@ -338,7 +420,10 @@ pub(super) mod tests {
             assert_eq!(time.source, "EXIF DateTimeOriginal");
             let gps = md.gps.unwrap();
             // 33°51'35.64" S, 70°30' W, 423.5 m below sea level.
-            assert!((gps.latitude - -(33.0 + 51.0 / 60.0 + 35.64 / 3600.0)).abs() < 1e-9, "{gps:?}");
+            assert!(
+                (gps.latitude - -(33.0 + 51.0 / 60.0 + 35.64 / 3600.0)).abs() < 1e-9,
+                "{gps:?}"
+            );
             assert!((gps.longitude - -70.5).abs() < 1e-9, "{gps:?}");
             assert_eq!(gps.altitude_m, Some(-423.5));
         }
@@ -350,7 +435,12 @@ pub(super) mod tests {
             true,
             &[],
             &[],
-            &[(0x0001, V::Ascii("N")), (0x0002, dms(43, 28, 2, 1)), (0x0004, dms(11, 53, 6, 1)), (0x0005, V::Byte(0))],
+            &[
+                (0x0001, V::Ascii("N")),
+                (0x0002, dms(43, 28, 2, 1)),
+                (0x0004, dms(11, 53, 6, 1)),
+                (0x0005, V::Byte(0)),
+            ],
         );
         let md = read(&block);
         let gps = md.gps.unwrap();
@@ -366,12 +456,18 @@ pub(super) mod tests {
             true,
             &[],
             &[],
-            &[(0x0001, V::Ascii("N")), (0x0002, dms(43, 0, 0, 0)), (0x0003, V::Ascii("E")), (0x0004, dms(1, 0, 0, 1))],
+            &[
+                (0x0001, V::Ascii("N")),
+                (0x0002, dms(43, 0, 0, 0)),
+                (0x0003, V::Ascii("E")),
+                (0x0004, dms(1, 0, 0, 1)),
+            ],
         );
         let md = read(&bad);
         assert_eq!(md.gps, None);
         assert!(
-            md.warnings[0].contains("GPSLatitude") && md.warnings[0].contains("not a valid coordinate"),
+            md.warnings[0].contains("GPSLatitude")
+                && md.warnings[0].contains("not a valid coordinate"),
             "{:?}",
             md.warnings
         );
@@ -380,7 +476,12 @@ pub(super) mod tests {
             true,
             &[],
             &[],
-            &[(0x0001, V::Ascii("N")), (0x0002, dms(0, 0, 0, 1)), (0x0003, V::Ascii("E")), (0x0004, dms(0, 0, 0, 1))],
+            &[
+                (0x0001, V::Ascii("N")),
+                (0x0002, dms(0, 0, 0, 1)),
+                (0x0003, V::Ascii("E")),
+                (0x0004, dms(0, 0, 0, 1)),
+            ],
         );
         let md = read(&zero);
         assert_eq!(md.gps, None);
@@ -394,7 +495,9 @@ pub(super) mod tests {
             assert_eq!(md.orientation, None);
             assert_eq!(
                 md.warnings,
-                [format!("EXIF Orientation {value} is not one of the EXIF orientations 1–8; ignored")]
+                [format!(
+                    "EXIF Orientation {value} is not one of the EXIF orientations 1–8; ignored"
+                )]
             );
         }
     }
@@ -404,7 +507,10 @@ pub(super) mod tests {
         let blank = tiff(
             true,
             &[],
-            &[(0x9003, V::Ascii("    :  :     :  :  ")), (0x9004, V::Ascii("2011:05:06 09:59:48"))],
+            &[
+                (0x9003, V::Ascii("    :  :     :  :  ")),
+                (0x9004, V::Ascii("2011:05:06 09:59:48")),
+            ],
             &[],
         );
         let md = read(&blank);
@@ -418,7 +524,10 @@ pub(super) mod tests {
         let invalid = tiff(
             true,
             &[],
-            &[(0x9003, V::Ascii("2011:02:30 09:59:48")), (0x9004, V::Ascii("2011:05:06 09:59:48"))],
+            &[
+                (0x9003, V::Ascii("2011:02:30 09:59:48")),
+                (0x9004, V::Ascii("2011:05:06 09:59:48")),
+            ],
             &[],
         );
         let md = read(&invalid);
@@ -464,14 +573,24 @@ pub(super) mod tests {
         let md = read(b"not a tiff at all");
         assert_eq!(md.camera_make, None);
         assert_eq!(md.warnings.len(), 1);
-        assert!(md.warnings[0].starts_with("malformed EXIF: "), "{:?}", md.warnings);
+        assert!(
+            md.warnings[0].starts_with("malformed EXIF: "),
+            "{:?}",
+            md.warnings
+        );
 
         // Cut inside the GPS IFD: IFD0 and the Exif IFD are still there.
         let whole = camera(false);
         for cut in [whole.len() - 20, whole.len() - 60] {
             let md = read(&whole[..cut]);
             assert_eq!(md.camera_make.as_deref(), Some("Canon"), "cut at {cut}");
-            assert!(md.warnings.iter().any(|w| w.starts_with("malformed EXIF: ")), "cut at {cut}: {:?}", md.warnings);
+            assert!(
+                md.warnings
+                    .iter()
+                    .any(|w| w.starts_with("malformed EXIF: ")),
+                "cut at {cut}: {:?}",
+                md.warnings
+            );
         }
         // Every truncation is handled without a panic.
         for cut in 0..whole.len() {

@@ -14,7 +14,9 @@ pub(super) fn read(block: &[u8]) -> Metadata {
     let mut md = Metadata::default();
     let datasets = parse_datasets(block, &mut md.warnings);
 
-    let utf8 = datasets.iter().any(|d| d.record == 1 && d.number == 90 && UTF8_ESCAPES.contains(&trim_nul(d.data)));
+    let utf8 = datasets
+        .iter()
+        .any(|d| d.record == 1 && d.number == 90 && UTF8_ESCAPES.contains(&trim_nul(d.data)));
     let mut invalid_utf8 = false;
     let mut decode = |bytes: &[u8]| -> Option<String> {
         let text = if utf8 {
@@ -27,7 +29,12 @@ pub(super) fn read(block: &[u8]) -> Metadata {
         };
         clean_text(&text)
     };
-    let all = |number: u8| datasets.iter().filter(move |d| d.record == 2 && d.number == number).map(|d| d.data);
+    let all = |number: u8| {
+        datasets
+            .iter()
+            .filter(move |d| d.record == 2 && d.number == number)
+            .map(|d| d.data)
+    };
 
     md.title = all(5).find_map(&mut decode);
     md.keywords = all(25).filter_map(&mut decode).collect();
@@ -38,7 +45,9 @@ pub(super) fn read(block: &[u8]) -> Metadata {
     let date = all(55).find_map(&mut decode);
     let time = all(60).find_map(&mut decode);
     if invalid_utf8 {
-        md.warnings.push("IPTC-IIM text declared UTF-8 (1:90) is not valid UTF-8; bad bytes replaced".to_owned());
+        md.warnings.push(
+            "IPTC-IIM text declared UTF-8 (1:90) is not valid UTF-8; bad bytes replaced".to_owned(),
+        );
     }
     if let Some(date) = date {
         md.capture_time = capture_time(&date, time.as_deref(), &mut md.warnings);
@@ -47,10 +56,21 @@ pub(super) fn read(block: &[u8]) -> Metadata {
 }
 
 /// 2:55 DateCreated (`CCYYMMDD`) and 2:60 TimeCreated (`HHMMSS±HHMM`).
-fn capture_time(date: &str, time: Option<&str>, warnings: &mut Vec<String>) -> Option<super::CaptureTime> {
+fn capture_time(
+    date: &str,
+    time: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Option<super::CaptureTime> {
     let iso_date = match date.as_bytes() {
         [y @ .., m1, m2, d1, d2] if y.len() == 4 && date.is_ascii() => {
-            format!("{}-{}{}-{}{}", &date[..4], char::from(*m1), char::from(*m2), char::from(*d1), char::from(*d2))
+            format!(
+                "{}-{}{}-{}{}",
+                &date[..4],
+                char::from(*m1),
+                char::from(*m2),
+                char::from(*d1),
+                char::from(*d2)
+            )
         }
         _ => date.to_owned(), // let the parser report it
     };
@@ -58,13 +78,26 @@ fn capture_time(date: &str, time: Option<&str>, warnings: &mut Vec<String>) -> O
         let b = time.as_bytes();
         let valid = time.is_ascii()
             && (b.len() == 6 || (b.len() == 11 && matches!(b[6], b'+' | b'-')))
-            && b.iter().enumerate().all(|(i, c)| i == 6 || c.is_ascii_digit());
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 6 || c.is_ascii_digit());
         if valid {
-            let zone =
-                if b.len() == 11 { format!("{}{}:{}", &time[6..7], &time[7..9], &time[9..11]) } else { String::new() };
-            Some(format!("T{}:{}:{}{zone}", &time[0..2], &time[2..4], &time[4..6]))
+            let zone = if b.len() == 11 {
+                format!("{}{}:{}", &time[6..7], &time[7..9], &time[9..11])
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "T{}:{}:{}{zone}",
+                &time[0..2],
+                &time[2..4],
+                &time[4..6]
+            ))
         } else {
-            warnings.push(format!("IPTC TimeCreated {} is not HHMMSS±HHMM; date used alone", super::quote(time)));
+            warnings.push(format!(
+                "IPTC TimeCreated {} is not HHMMSS±HHMM; date used alone",
+                super::quote(time)
+            ));
             None
         }
     });
@@ -102,7 +135,9 @@ fn parse_datasets<'a>(block: &'a [u8], warnings: &mut Vec<String>) -> Vec<Datase
             break;
         }
         let [_, record, number, len_hi, len_lo, ..] = *rest else {
-            warnings.push(format!("malformed IPTC-IIM: truncated dataset header at offset {pos}"));
+            warnings.push(format!(
+                "malformed IPTC-IIM: truncated dataset header at offset {pos}"
+            ));
             break;
         };
         let mut header = 5;
@@ -116,16 +151,24 @@ fn parse_datasets<'a>(block: &'a [u8], warnings: &mut Vec<String>) -> Vec<Datase
                     header += size;
                 }
                 _ => {
-                    warnings.push(format!("malformed IPTC-IIM: bad extended length in dataset {record}:{number}"));
+                    warnings.push(format!(
+                        "malformed IPTC-IIM: bad extended length in dataset {record}:{number}"
+                    ));
                     break;
                 }
             }
         }
         let Some(data) = rest.get(header..).and_then(|r| r.get(..len)) else {
-            warnings.push(format!("malformed IPTC-IIM: dataset {record}:{number} is truncated"));
+            warnings.push(format!(
+                "malformed IPTC-IIM: dataset {record}:{number} is truncated"
+            ));
             break;
         };
-        datasets.push(Dataset { record, number, data });
+        datasets.push(Dataset {
+            record,
+            number,
+            data,
+        });
         pos += header + len;
     }
     datasets
@@ -155,7 +198,10 @@ pub(super) mod tests {
     }
 
     fn block(datasets: &[(u8, u8, &[u8])]) -> Vec<u8> {
-        datasets.iter().flat_map(|&(r, n, d)| dataset(r, n, d)).collect()
+        datasets
+            .iter()
+            .flat_map(|&(r, n, d)| dataset(r, n, d))
+            .collect()
     }
 
     #[test]
@@ -184,7 +230,11 @@ pub(super) mod tests {
 
     #[test]
     fn utf8_declared_by_1_90_escape() {
-        let md = read(&block(&[(1, 90, b"\x1b%G"), (2, 80, "Zoë Ångström".as_bytes()), (2, 25, "東京".as_bytes())]));
+        let md = read(&block(&[
+            (1, 90, b"\x1b%G"),
+            (2, 80, "Zoë Ångström".as_bytes()),
+            (2, 25, "東京".as_bytes()),
+        ]));
         assert_eq!(md.creator, ["Zoë Ångström"]);
         assert_eq!(md.keywords, ["東京"]);
         // Declared UTF-8 but not: replaced, with a warning.
@@ -196,7 +246,10 @@ pub(super) mod tests {
     #[test]
     fn latin1_without_1_90_and_undeclared_utf8() {
         // Latin-1 / Windows-1252: é, ß, and the euro sign at 0x80.
-        let md = read(&block(&[(2, 80, b"Ren\xE9 Stra\xDFe"), (2, 116, b"\x80 100 \xA9 Ren\xE9")]));
+        let md = read(&block(&[
+            (2, 80, b"Ren\xE9 Stra\xDFe"),
+            (2, 116, b"\x80 100 \xA9 Ren\xE9"),
+        ]));
         assert_eq!(md.creator, ["René Straße"]);
         assert_eq!(md.copyright.as_deref(), Some("€ 100 © René"));
         // UTF-8 written without 1:90, as many tools do.
@@ -209,7 +262,11 @@ pub(super) mod tests {
         let md = read(&block(&[(2, 55, b"19920101"), (2, 60, b"021111+0100")]));
         let time = md.capture_time.unwrap();
         assert_eq!(
-            (time.local.as_str(), time.offset.as_deref(), time.source.as_str()),
+            (
+                time.local.as_str(),
+                time.offset.as_deref(),
+                time.source.as_str()
+            ),
             ("1992-01-01T02:11:11", Some("+01:00"), "IPTC DateCreated")
         );
 
@@ -262,8 +319,15 @@ pub(super) mod tests {
         truncated.extend(dataset(2, 120, b"a caption that was cut"));
         truncated.truncate(truncated.len() - 5);
         let md = read(&truncated);
-        assert_eq!((md.title.as_deref(), md.caption.as_deref()), (Some("title"), None));
-        assert!(md.warnings[0].contains("2:120 is truncated"), "{:?}", md.warnings);
+        assert_eq!(
+            (md.title.as_deref(), md.caption.as_deref()),
+            (Some("title"), None)
+        );
+        assert!(
+            md.warnings[0].contains("2:120 is truncated"),
+            "{:?}",
+            md.warnings
+        );
 
         for cut in 0..truncated.len() {
             let _ = read(&truncated[..cut]);

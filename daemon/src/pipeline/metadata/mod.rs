@@ -247,7 +247,9 @@ pub enum MetadataError {
     Xml(String),
     #[error("no XMP found (no rdf:RDF element)")]
     NoRdf,
-    #[error("the XMP is too complex to parse safely (too many attributes or nested namespace declarations)")]
+    #[error(
+        "the XMP is too complex to parse safely (too many attributes or nested namespace declarations)"
+    )]
     TooComplex,
 }
 
@@ -263,7 +265,10 @@ pub fn read(embedded: &EmbeddedMetadata) -> Metadata {
 /// As [`read`], with the stored (un-oriented) image size in pixels, `(width, height)`,
 /// used to convert IPTC image regions given in pixels or as circles.
 #[must_use]
-pub fn read_with_image_size(embedded: &EmbeddedMetadata, image_size: Option<(u32, u32)>) -> Metadata {
+pub fn read_with_image_size(
+    embedded: &EmbeddedMetadata,
+    image_size: Option<(u32, u32)>,
+) -> Metadata {
     let image_size = image_size.filter(|&(w, h)| w > 0 && h > 0);
 
     let from_exif = embedded.exif.as_deref().map(exif::read);
@@ -277,12 +282,17 @@ pub fn read_with_image_size(embedded: &EmbeddedMetadata, image_size: Option<(u32
                 packet_warnings.extend(warnings);
             }
             Err(err) => {
-                let which = if embedded.xmp.len() > 1 { format!(" {}", index + 1) } else { String::new() };
+                let which = if embedded.xmp.len() > 1 {
+                    format!(" {}", index + 1)
+                } else {
+                    String::new()
+                };
                 packet_warnings.push(format!("unparsable XMP packet{which}: {err}"));
             }
         }
     }
-    let mut from_xmp = xmp::Packet::merge_all(packets).map(|packet| xmp::extract(&packet, image_size, "XMP"));
+    let mut from_xmp =
+        xmp::Packet::merge_all(packets).map(|packet| xmp::extract(&packet, image_size, "XMP"));
     if !packet_warnings.is_empty() {
         let layer = from_xmp.get_or_insert_with(Metadata::default);
         packet_warnings.append(&mut layer.warnings);
@@ -294,7 +304,12 @@ pub fn read_with_image_size(embedded: &EmbeddedMetadata, image_size: Option<(u32
     // Lowest layer first; warnings are listed highest first.
     let layers = [from_iim, from_xmp, from_exif];
     let mut md = Metadata {
-        warnings: layers.iter().rev().flatten().flat_map(|layer| layer.warnings.iter().cloned()).collect(),
+        warnings: layers
+            .iter()
+            .rev()
+            .flatten()
+            .flat_map(|layer| layer.warnings.iter().cloned())
+            .collect(),
         ..Metadata::default()
     };
     for layer in layers.into_iter().flatten() {
@@ -328,7 +343,10 @@ pub fn apply_sidecar_with_image_size(
     let image_size = image_size.filter(|&(w, h)| w > 0 && h > 0);
     let (packet, packet_warnings) = xmp::Packet::parse(xmp)?;
     let mut layer = xmp::extract(&packet, image_size, "sidecar XMP");
-    let mut warnings: Vec<String> = packet_warnings.into_iter().map(|w| format!("sidecar: {w}")).collect();
+    let mut warnings: Vec<String> = packet_warnings
+        .into_iter()
+        .map(|w| format!("sidecar: {w}"))
+        .collect();
     warnings.append(&mut layer.warnings);
     md.overlay(layer);
     md.warnings.extend(warnings);
@@ -450,10 +468,11 @@ fn decode_cp1252(bytes: &[u8]) -> String {
     // 0x80..=0x9F; the five undefined positions map to the C1 controls, as in
     // the WHATWG decoder.
     const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}',
-        '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}',
-        '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}',
-        '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
+        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
+        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}',
+        '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}',
+        '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}',
+        '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
     ];
     bytes
         .iter()
@@ -508,7 +527,9 @@ fn checked_orientation(value: i64, source: &str, warnings: &mut Vec<String>) -> 
     match u16::try_from(value) {
         Ok(v @ 1..=8) => Some(v),
         _ => {
-            warnings.push(format!("{source} {value} is not one of the EXIF orientations 1–8; ignored"));
+            warnings.push(format!(
+                "{source} {value} is not one of the EXIF orientations 1–8; ignored"
+            ));
             None
         }
     }
@@ -522,17 +543,29 @@ fn checked_gps(
     source: &str,
     warnings: &mut Vec<String>,
 ) -> Option<Gps> {
-    if !(latitude.is_finite() && longitude.is_finite() && latitude.abs() <= 90.0 && longitude.abs() <= 180.0) {
-        warnings.push(format!("{source} position {latitude}, {longitude} is out of range; ignored"));
+    if !(latitude.is_finite()
+        && longitude.is_finite()
+        && latitude.abs() <= 90.0
+        && longitude.abs() <= 180.0)
+    {
+        warnings.push(format!(
+            "{source} position {latitude}, {longitude} is out of range; ignored"
+        ));
         return None;
     }
     if latitude == 0.0 && longitude == 0.0 {
         // What receivers without a fix write; nobody photographs 0°N 0°E on purpose.
-        warnings.push(format!("{source} position is exactly 0, 0 (no fix); ignored"));
+        warnings.push(format!(
+            "{source} position is exactly 0, 0 (no fix); ignored"
+        ));
         return None;
     }
     let altitude_m = altitude_m.filter(|a| a.is_finite());
-    Some(Gps { latitude, longitude, altitude_m })
+    Some(Gps {
+        latitude,
+        longitude,
+        altitude_m,
+    })
 }
 
 /// A date and time as written in one of the metadata formats.
@@ -564,37 +597,62 @@ enum StampParse {
 /// separators.
 fn parse_stamp(raw: &str) -> StampParse {
     let text = raw.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    if text.bytes().all(|b| matches!(b, b'0' | b':' | b'-' | b' ' | b'T' | b'.')) {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b'0' | b':' | b'-' | b' ' | b'T' | b'.'))
+    {
         return StampParse::Blank;
     }
-    let mut cur = Cursor { bytes: text.as_bytes(), pos: 0 };
-    let Some(year) = cur.number(4) else { return StampParse::Invalid };
+    let mut cur = Cursor {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    let Some(year) = cur.number(4) else {
+        return StampParse::Invalid;
+    };
     if cur.done() {
         return StampParse::Partial;
     }
     if !cur.eat_any(b"-:") {
         return StampParse::Invalid;
     }
-    let Some(month) = cur.number(2) else { return StampParse::Invalid };
+    let Some(month) = cur.number(2) else {
+        return StampParse::Invalid;
+    };
     if cur.done() {
         return StampParse::Partial;
     }
     if !cur.eat_any(b"-:") {
         return StampParse::Invalid;
     }
-    let Some(day) = cur.number(2) else { return StampParse::Invalid };
-    let mut stamp = Stamp { year, month, day, time: None, fraction: None, offset: None };
+    let Some(day) = cur.number(2) else {
+        return StampParse::Invalid;
+    };
+    let mut stamp = Stamp {
+        year,
+        month,
+        day,
+        time: None,
+        fraction: None,
+        offset: None,
+    };
     if !cur.done() {
         if !cur.eat_any(b"T ") {
             return StampParse::Invalid;
         }
-        let Some(hour) = cur.number(2) else { return StampParse::Invalid };
+        let Some(hour) = cur.number(2) else {
+            return StampParse::Invalid;
+        };
         if !cur.eat_any(b":") {
             return StampParse::Invalid;
         }
-        let Some(minute) = cur.number(2) else { return StampParse::Invalid };
+        let Some(minute) = cur.number(2) else {
+            return StampParse::Invalid;
+        };
         let second = if cur.eat_any(b":") {
-            let Some(second) = cur.number(2) else { return StampParse::Invalid };
+            let Some(second) = cur.number(2) else {
+                return StampParse::Invalid;
+            };
             second
         } else {
             0
@@ -613,7 +671,11 @@ fn parse_stamp(raw: &str) -> StampParse {
         }
         stamp.time = Some((hour, minute, second));
     }
-    if stamp.is_valid() { StampParse::Valid(stamp) } else { StampParse::Invalid }
+    if stamp.is_valid() {
+        StampParse::Valid(stamp)
+    } else {
+        StampParse::Invalid
+    }
 }
 
 /// Parses a UTC offset: `Z`, `±HH:MM`, `±HHMM` or `±HH`. Blank gives `Ok(None)`.
@@ -625,7 +687,10 @@ fn parse_offset(raw: &str) -> Result<Option<String>, ()> {
     if text.eq_ignore_ascii_case("z") {
         return Ok(Some("+00:00".to_owned()));
     }
-    let mut cur = Cursor { bytes: text.as_bytes(), pos: 0 };
+    let mut cur = Cursor {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
     let sign = if cur.eat_any(b"+") {
         '+'
     } else if cur.eat_any(b"-") {
@@ -652,7 +717,10 @@ fn stamp_or_warn(raw: &str, source: &str, warnings: &mut Vec<String>) -> Option<
         StampParse::Blank => None,
         StampParse::Valid(stamp) => Some(stamp),
         StampParse::Partial => {
-            warnings.push(format!("{source} {} has no day; not used as capture time", quote(raw)));
+            warnings.push(format!(
+                "{source} {} has no day; not used as capture time",
+                quote(raw)
+            ));
             None
         }
         StampParse::Invalid => {
@@ -660,10 +728,17 @@ fn stamp_or_warn(raw: &str, source: &str, warnings: &mut Vec<String>) -> Option<
             // ("2009:09:09 20:27:09.60:04:00"); keep the date and time, as ExifTool does.
             let head = raw.trim_start().get(..19);
             if let Some(StampParse::Valid(stamp)) = head.map(parse_stamp) {
-                warnings.push(format!("{source} {} has trailing characters; read as {}", quote(raw), quote(head.unwrap_or_default())));
+                warnings.push(format!(
+                    "{source} {} has trailing characters; read as {}",
+                    quote(raw),
+                    quote(head.unwrap_or_default())
+                ));
                 return Some(stamp);
             }
-            warnings.push(format!("{source} {} is not a valid date and time; ignored", quote(raw)));
+            warnings.push(format!(
+                "{source} {} is not a valid date and time; ignored",
+                quote(raw)
+            ));
             None
         }
     }
@@ -674,16 +749,28 @@ mod stamp_tests {
     #[test]
     fn trailing_junk_after_a_valid_stamp_keeps_the_date_and_time() {
         let mut warnings = Vec::new();
-        let stamp = super::stamp_or_warn("2009:09:09 20:27:09.60:04:00", "EXIF DateTimeOriginal", &mut warnings).unwrap();
-        assert_eq!((stamp.year, stamp.month, stamp.day, stamp.time), (2009, 9, 9, Some((20, 27, 9))));
+        let stamp = super::stamp_or_warn(
+            "2009:09:09 20:27:09.60:04:00",
+            "EXIF DateTimeOriginal",
+            &mut warnings,
+        )
+        .unwrap();
+        assert_eq!(
+            (stamp.year, stamp.month, stamp.day, stamp.time),
+            (2009, 9, 9, Some((20, 27, 9)))
+        );
         assert!(warnings[0].contains("trailing characters"), "{warnings:?}");
-        assert!(super::stamp_or_warn("2011:02:30 09:59:48", "x", &mut warnings).is_none(), "an impossible date stays refused");
+        assert!(
+            super::stamp_or_warn("2011:02:30 09:59:48", "x", &mut warnings).is_none(),
+            "an impossible date stays refused"
+        );
     }
 }
 
 impl Stamp {
     fn is_valid(&self) -> bool {
-        let leap = (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100)) || self.year.is_multiple_of(400);
+        let leap = (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100))
+            || self.year.is_multiple_of(400);
         let days = match self.month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
@@ -704,11 +791,17 @@ impl Stamp {
                     local.push('.');
                     local.extend(fraction.chars().chain(std::iter::repeat('0')).take(3));
                 }
-                CaptureTime { local, offset: self.offset, source: source.to_owned() }
+                CaptureTime {
+                    local,
+                    offset: self.offset,
+                    source: source.to_owned(),
+                }
             }
-            None => {
-                CaptureTime { local: format!("{date}T00:00:00"), offset: None, source: format!("{source} (date only)") }
-            }
+            None => CaptureTime {
+                local: format!("{date}T00:00:00"),
+                offset: None,
+                source: format!("{source} (date only)"),
+            },
         }
     }
 }
@@ -776,14 +869,37 @@ mod tests {
 
     #[test]
     fn date_time_forms() {
-        let full =
-            |local: &str, offset: Option<&str>| Some((local.to_owned(), offset.map(str::to_owned), "S".to_owned()));
-        assert_eq!(stamp("2008:05:30 15:56:01"), full("2008-05-30T15:56:01", None));
-        assert_eq!(stamp("2008-05-30T15:56:01.5+02:00"), full("2008-05-30T15:56:01.500", Some("+02:00")));
-        assert_eq!(stamp("2008-05-30T15:56:01.123456Z"), full("2008-05-30T15:56:01.123", Some("+00:00")));
-        assert_eq!(stamp("2008-05-30T15:56-0530"), full("2008-05-30T15:56:00", Some("-05:30")));
-        assert_eq!(stamp(" 2008:05:30 15:56:01\0"), full("2008-05-30T15:56:01", None));
-        assert_eq!(stamp("2024-02-29"), Some(("2024-02-29T00:00:00".to_owned(), None, "S (date only)".to_owned())));
+        let full = |local: &str, offset: Option<&str>| {
+            Some((local.to_owned(), offset.map(str::to_owned), "S".to_owned()))
+        };
+        assert_eq!(
+            stamp("2008:05:30 15:56:01"),
+            full("2008-05-30T15:56:01", None)
+        );
+        assert_eq!(
+            stamp("2008-05-30T15:56:01.5+02:00"),
+            full("2008-05-30T15:56:01.500", Some("+02:00"))
+        );
+        assert_eq!(
+            stamp("2008-05-30T15:56:01.123456Z"),
+            full("2008-05-30T15:56:01.123", Some("+00:00"))
+        );
+        assert_eq!(
+            stamp("2008-05-30T15:56-0530"),
+            full("2008-05-30T15:56:00", Some("-05:30"))
+        );
+        assert_eq!(
+            stamp(" 2008:05:30 15:56:01\0"),
+            full("2008-05-30T15:56:01", None)
+        );
+        assert_eq!(
+            stamp("2024-02-29"),
+            Some((
+                "2024-02-29T00:00:00".to_owned(),
+                None,
+                "S (date only)".to_owned()
+            ))
+        );
         for blank in ["", "0000:00:00 00:00:00", "    :  :     :  :  "] {
             assert_eq!(parse_stamp(blank), StampParse::Blank, "{blank:?}");
         }
@@ -818,8 +934,14 @@ mod tests {
     #[test]
     fn mwg_lists_and_legacy_text() {
         assert_eq!(split_mwg_list("Ann"), ["Ann"]);
-        assert_eq!(split_mwg_list("RIGHT1of2; RIGHT2of2"), ["RIGHT1of2", "RIGHT2of2"]);
-        assert_eq!(split_mwg_list(r#""Doe; John"; "Say ""hi"""; ;"#), ["Doe; John", "Say \"hi\""]);
+        assert_eq!(
+            split_mwg_list("RIGHT1of2; RIGHT2of2"),
+            ["RIGHT1of2", "RIGHT2of2"]
+        );
+        assert_eq!(
+            split_mwg_list(r#""Doe; John"; "Say ""hi"""; ;"#),
+            ["Doe; John", "Say \"hi\""]
+        );
         assert_eq!(decode_legacy_text(b"caf\xE9 \x80 \x93q\x94"), "café € “q”");
         assert_eq!(decode_legacy_text("café".as_bytes()), "café");
     }
@@ -836,7 +958,13 @@ mod tests {
         .into_bytes()
     }
 
-    fn embedded(exif: &[E], exif_ifd: &[E], gps: &[E], xmp: &str, iim: &[(u8, u8, &[u8])]) -> EmbeddedMetadata {
+    fn embedded(
+        exif: &[E],
+        exif_ifd: &[E],
+        gps: &[E],
+        xmp: &str,
+        iim: &[(u8, u8, &[u8])],
+    ) -> EmbeddedMetadata {
         EmbeddedMetadata {
             exif: Some(tiff(true, exif, exif_ifd, gps)),
             xmp: vec![xmp_packet(xmp)],
@@ -847,7 +975,10 @@ mod tests {
     #[test]
     fn exif_over_xmp_over_iim() {
         let md = read(&embedded(
-            &[(0x010F, V::Ascii("EXIF make")), (0x010E, V::Ascii("EXIF caption"))],
+            &[
+                (0x010F, V::Ascii("EXIF make")),
+                (0x010E, V::Ascii("EXIF caption")),
+            ],
             &[(0x9003, V::Ascii("2001:01:01 01:11:11"))],
             &[],
             r#"<tiff:Make>XMP make</tiff:Make><tiff:Model>XMP model</tiff:Model>
@@ -866,13 +997,28 @@ mod tests {
         ));
         assert_eq!(md.warnings, Vec::<String>::new());
         let time = md.capture_time.as_ref().unwrap();
-        assert_eq!((time.local.as_str(), time.source.as_str()), ("2001-01-01T01:11:11", "EXIF DateTimeOriginal"));
+        assert_eq!(
+            (time.local.as_str(), time.source.as_str()),
+            ("2001-01-01T01:11:11", "EXIF DateTimeOriginal")
+        );
         assert_eq!(md.camera_make.as_deref(), Some("EXIF make"));
-        assert_eq!(md.camera_model.as_deref(), Some("XMP model"), "XMP fills what EXIF lacks");
-        assert_eq!(md.caption.as_deref(), Some("EXIF caption"), "MWG: EXIF ImageDescription first");
+        assert_eq!(
+            md.camera_model.as_deref(),
+            Some("XMP model"),
+            "XMP fills what EXIF lacks"
+        );
+        assert_eq!(
+            md.caption.as_deref(),
+            Some("EXIF caption"),
+            "MWG: EXIF ImageDescription first"
+        );
         assert_eq!(md.keywords, ["XMP keyword"]);
         assert_eq!(md.creator, ["XMP creator"]);
-        assert_eq!(md.title.as_deref(), Some("IIM title"), "IIM fills what XMP lacks");
+        assert_eq!(
+            md.title.as_deref(),
+            Some("IIM title"),
+            "IIM fills what XMP lacks"
+        );
         let gps = md.gps.unwrap();
         assert!((gps.latitude - 45.5).abs() < 1e-9 && (gps.longitude - 9.11).abs() < 1e-9);
     }
@@ -887,10 +1033,20 @@ mod tests {
             &[(2, 55, b"19920101")],
         ));
         assert_eq!(xmp_only.capture_time.unwrap().source, "XMP xmp:CreateDate");
-        let iim_only = read(&embedded(&[], &[], &[], "", &[(2, 55, b"19920101"), (2, 60, b"021111-0500")]));
+        let iim_only = read(&embedded(
+            &[],
+            &[],
+            &[],
+            "",
+            &[(2, 55, b"19920101"), (2, 60, b"021111-0500")],
+        ));
         let time = iim_only.capture_time.unwrap();
         assert_eq!(
-            (time.local.as_str(), time.offset.as_deref(), time.source.as_str()),
+            (
+                time.local.as_str(),
+                time.offset.as_deref(),
+                time.source.as_str()
+            ),
             ("1992-01-01T02:11:11", Some("-05:00"), "IPTC DateCreated")
         );
         // EXIF DateTimeDigitized still beats XMP.
@@ -901,7 +1057,10 @@ mod tests {
             "<exif:DateTimeOriginal>2009-09-09T09:09:09</exif:DateTimeOriginal>",
             &[],
         ));
-        assert_eq!(digitized.capture_time.unwrap().source, "EXIF DateTimeDigitized");
+        assert_eq!(
+            digitized.capture_time.unwrap().source,
+            "EXIF DateTimeDigitized"
+        );
     }
 
     #[test]
@@ -909,11 +1068,23 @@ mod tests {
         let md = read(&embedded(
             &[],
             &[],
-            &[(0x0001, V::Ascii("S")), (0x0002, dms(10, 0, 0, 1)), (0x0003, V::Ascii("W")), (0x0004, dms(20, 0, 0, 1))],
+            &[
+                (0x0001, V::Ascii("S")),
+                (0x0002, dms(10, 0, 0, 1)),
+                (0x0003, V::Ascii("W")),
+                (0x0004, dms(20, 0, 0, 1)),
+            ],
             "<exif:GPSLatitude>45,30.0N</exif:GPSLatitude><exif:GPSLongitude>9,6.6E</exif:GPSLongitude>",
             &[],
         ));
-        assert_eq!(md.gps, Some(Gps { latitude: -10.0, longitude: -20.0, altitude_m: None }));
+        assert_eq!(
+            md.gps,
+            Some(Gps {
+                latitude: -10.0,
+                longitude: -20.0,
+                altitude_m: None
+            })
+        );
     }
 
     #[test]
@@ -924,14 +1095,28 @@ mod tests {
             iptc_iim: Some(b"\x1c\x02\x05\x00\x10short".to_vec()),
         });
         assert_eq!(md.warnings.len(), 3, "{:?}", md.warnings);
-        assert!(md.warnings[0].starts_with("malformed EXIF: "), "{:?}", md.warnings);
+        assert!(
+            md.warnings[0].starts_with("malformed EXIF: "),
+            "{:?}",
+            md.warnings
+        );
         assert!(
             md.warnings[1].starts_with("unparsable XMP packet: the XMP is not well-formed XML: "),
             "{:?}",
             md.warnings
         );
-        assert!(md.warnings[2].starts_with("malformed IPTC-IIM: "), "{:?}", md.warnings);
-        assert_eq!(Metadata { warnings: Vec::new(), ..md }, Metadata::default());
+        assert!(
+            md.warnings[2].starts_with("malformed IPTC-IIM: "),
+            "{:?}",
+            md.warnings
+        );
+        assert_eq!(
+            Metadata {
+                warnings: Vec::new(),
+                ..md
+            },
+            Metadata::default()
+        );
     }
 
     #[test]
@@ -941,14 +1126,20 @@ mod tests {
             xmp: vec![
                 xmp_packet("<photoshop:Credit>main</photoshop:Credit>"),
                 b"garbage".to_vec(),
-                xmp_packet("<photoshop:Credit>extended</photoshop:Credit><tiff:Make>from extended</tiff:Make>"),
+                xmp_packet(
+                    "<photoshop:Credit>extended</photoshop:Credit><tiff:Make>from extended</tiff:Make>",
+                ),
             ],
             iptc_iim: None,
         });
         assert_eq!(md.credit.as_deref(), Some("main"));
         assert_eq!(md.camera_make.as_deref(), Some("from extended"));
         assert_eq!(md.warnings.len(), 1);
-        assert!(md.warnings[0].starts_with("unparsable XMP packet 2: "), "{:?}", md.warnings);
+        assert!(
+            md.warnings[0].starts_with("unparsable XMP packet 2: "),
+            "{:?}",
+            md.warnings
+        );
     }
 
     #[test]
@@ -982,13 +1173,20 @@ mod tests {
         // What the sidecar does not have stays.
         assert_eq!(md.camera_make.as_deref(), Some("Canon"));
         assert_eq!(md.creator, ["IIM creator"]);
-        assert_eq!(md.licence.web_statement.as_deref(), Some("https://example.com/embedded"));
+        assert_eq!(
+            md.licence.web_statement.as_deref(),
+            Some("https://example.com/embedded")
+        );
         assert_eq!(md.regions.len(), 1);
         assert_eq!(md.regions[0].name.as_deref(), Some("Embedded person"));
         // The sidecar's own problems are labelled.
         assert_eq!(md.gps, None);
         assert_eq!(md.warnings.len(), 1);
-        assert!(md.warnings[0].starts_with("sidecar XMP GPS position"), "{:?}", md.warnings);
+        assert!(
+            md.warnings[0].starts_with("sidecar XMP GPS position"),
+            "{:?}",
+            md.warnings
+        );
     }
 
     #[test]
@@ -996,7 +1194,10 @@ mod tests {
         let before = read(&embedded(&[(0x010F, V::Ascii("Canon"))], &[], &[], "", &[]));
         for (bytes, expected) in [
             (b"".as_slice(), "the XMP is empty"),
-            (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>".as_slice(), "no XMP found (no rdf:RDF element)"),
+            (
+                b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>".as_slice(),
+                "no XMP found (no rdf:RDF element)",
+            ),
         ] {
             let mut md = before.clone();
             let err = apply_sidecar(&mut md, bytes).unwrap_err();
@@ -1006,10 +1207,17 @@ mod tests {
         let mut md = before.clone();
         let err = apply_sidecar(&mut md, b"<x:xmpmeta><rdf:RDF></x:xmpmeta>").unwrap_err();
         assert!(matches!(err, MetadataError::Xml(_)));
-        assert!(err.to_string().starts_with("the XMP is not well-formed XML: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("the XMP is not well-formed XML: "),
+            "{err}"
+        );
         assert_eq!(md, before);
         let huge = vec![b' '; xmp::MAX_PACKET_BYTES + 1];
-        assert!(matches!(apply_sidecar(&mut md, &huge), Err(MetadataError::TooLarge { .. })));
+        assert!(matches!(
+            apply_sidecar(&mut md, &huge),
+            Err(MetadataError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -1017,10 +1225,25 @@ mod tests {
         let xmp = r#"<Iptc4xmpExt:ImageRegion xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"><rdf:Bag><rdf:li rdf:parseType="Resource">
               <Iptc4xmpExt:RegionBoundary Iptc4xmpExt:rbShape="rectangle" Iptc4xmpExt:rbUnit="pixel" Iptc4xmpExt:rbX="100" Iptc4xmpExt:rbY="50" Iptc4xmpExt:rbW="200" Iptc4xmpExt:rbH="100"/>
             </rdf:li></rdf:Bag></Iptc4xmpExt:ImageRegion>"#;
-        let blocks = EmbeddedMetadata { xmp: vec![xmp_packet(xmp)], ..EmbeddedMetadata::default() };
-        assert_eq!(read(&blocks).regions.len(), 0, "no area, no name: nothing to keep");
+        let blocks = EmbeddedMetadata {
+            xmp: vec![xmp_packet(xmp)],
+            ..EmbeddedMetadata::default()
+        };
+        assert_eq!(
+            read(&blocks).regions.len(),
+            0,
+            "no area, no name: nothing to keep"
+        );
         let sized = read_with_image_size(&blocks, Some((1000, 500)));
-        assert_eq!(sized.regions[0].area, Some(NormalizedRect { x: 0.1, y: 0.1, w: 0.2, h: 0.2 }));
+        assert_eq!(
+            sized.regions[0].area,
+            Some(NormalizedRect {
+                x: 0.1,
+                y: 0.1,
+                w: 0.2,
+                h: 0.2
+            })
+        );
         let mut md = Metadata::default();
         apply_sidecar_with_image_size(&mut md, &xmp_packet(xmp), Some((1000, 500))).unwrap();
         assert_eq!(md.regions, sized.regions);
@@ -1038,10 +1261,23 @@ mod tests {
         };
         let seeds = embedded(
             &[(0x010F, V::Ascii("Canon")), (0x0112, V::Short(6))],
-            &[(0x9003, V::Ascii("2001:01:01 01:11:11")), (0x9291, V::Ascii("12"))],
-            &[(0x0001, V::Ascii("N")), (0x0002, dms(10, 0, 0, 1)), (0x0003, V::Ascii("E")), (0x0004, dms(20, 0, 0, 1))],
+            &[
+                (0x9003, V::Ascii("2001:01:01 01:11:11")),
+                (0x9291, V::Ascii("12")),
+            ],
+            &[
+                (0x0001, V::Ascii("N")),
+                (0x0002, dms(10, 0, 0, 1)),
+                (0x0003, V::Ascii("E")),
+                (0x0004, dms(20, 0, 0, 1)),
+            ],
             r#"<dc:subject><rdf:Bag><rdf:li>kw</rdf:li></rdf:Bag></dc:subject><exif:GPSLatitude>45,30.0N</exif:GPSLatitude>"#,
-            &[(1, 90, b"\x1b%G"), (2, 25, b"kw"), (2, 55, b"19920101"), (2, 60, b"021111+0100")],
+            &[
+                (1, 90, b"\x1b%G"),
+                (2, 25, b"kw"),
+                (2, 55, b"19920101"),
+                (2, 60, b"021111+0100"),
+            ],
         );
         let mutate = |bytes: &[u8], next: &mut dyn FnMut() -> u64| -> Vec<u8> {
             let mut out = bytes.to_vec();
@@ -1088,8 +1324,17 @@ mod testdata {
 
     const BLOCK_ARGS: &[&str] = &["-j", "-b", "-EXIF", "-XMP", "-IPTC"];
     const TAG_ARGS: &[&str] = &["-j", "-n", "-G1", "-struct"];
-    const MWG_ARGS: &[&str] =
-        &["-j", "-n", "-G1", "-use", "MWG", "-MWG:Creator", "-MWG:Description", "-MWG:Copyright", "-MWG:Keywords"];
+    const MWG_ARGS: &[&str] = &[
+        "-j",
+        "-n",
+        "-G1",
+        "-use",
+        "MWG",
+        "-MWG:Creator",
+        "-MWG:Description",
+        "-MWG:Copyright",
+        "-MWG:Keywords",
+    ];
 
     /// Written past the test harness's output capture, so that a skip shows.
     fn notice(message: &str) {
@@ -1105,12 +1350,20 @@ mod testdata {
     fn metadata_dir(only: Option<&str>) -> Option<PathBuf> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
         if !root.is_dir() {
-            assert!(!required(), "../shared/testdata not found ({}) and CONSENTRY_REQUIRE_TESTDATA=1", root.display());
+            assert!(
+                !required(),
+                "../shared/testdata not found ({}) and CONSENTRY_REQUIRE_TESTDATA=1",
+                root.display()
+            );
             notice("skipped: ../shared/testdata not found");
             return None;
         }
         let dir = root.join("metadata");
-        if !Command::new("exiftool").arg("-ver").output().is_ok_and(|out| out.status.success()) {
+        if !Command::new("exiftool")
+            .arg("-ver")
+            .output()
+            .is_ok_and(|out| out.status.success())
+        {
             assert!(
                 !required(),
                 "exiftool not found (Debian: libimage-exiftool-perl) and CONSENTRY_REQUIRE_TESTDATA=1"
@@ -1119,7 +1372,12 @@ mod testdata {
                 Some(name) => vec![name.to_owned()],
                 None => files(&dir)
                     .iter()
-                    .map(|f| f.strip_prefix(&dir).unwrap_or(f).to_string_lossy().into_owned())
+                    .map(|f| {
+                        f.strip_prefix(&dir)
+                            .unwrap_or(f)
+                            .to_string_lossy()
+                            .into_owned()
+                    })
                     .collect(),
             };
             notice(&format!(
@@ -1138,9 +1396,15 @@ mod testdata {
         let mut out = Vec::new();
         let mut pending = vec![dir.to_path_buf()];
         while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
                 let path = entry.expect("directory entry").path();
-                if path.is_dir() { pending.push(path) } else { out.push(path) }
+                if path.is_dir() {
+                    pending.push(path)
+                } else {
+                    out.push(path)
+                }
             }
         }
         out.sort();
@@ -1148,15 +1412,25 @@ mod testdata {
     }
 
     fn is_sidecar(path: &Path) -> bool {
-        path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xmp"))
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xmp"))
     }
 
     /// Runs ExifTool over `files`; its JSON objects by `SourceFile`.
     fn exiftool(args: &[&str], files: &[PathBuf]) -> BTreeMap<String, Json> {
-        let out = Command::new("exiftool").args(args).args(files).output().expect("exiftool runs");
+        let out = Command::new("exiftool")
+            .args(args)
+            .args(files)
+            .output()
+            .expect("exiftool runs");
         let text = String::from_utf8(out.stdout).expect("exiftool -j writes UTF-8");
-        let Json::Arr(objects) = Json::parse(&text) else { panic!("exiftool -j did not give an array: {text}") };
-        objects.into_iter().map(|o| (o.text("SourceFile").expect("SourceFile"), o)).collect()
+        let Json::Arr(objects) = Json::parse(&text) else {
+            panic!("exiftool -j did not give an array: {text}")
+        };
+        objects
+            .into_iter()
+            .map(|o| (o.text("SourceFile").expect("SourceFile"), o))
+            .collect()
     }
 
     /// The blocks the container parser would find, from `exiftool -b`.
@@ -1173,7 +1447,11 @@ mod testdata {
             let bytes = std::fs::read(path).expect("readable test file");
             (bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*")).then_some(bytes)
         });
-        EmbeddedMetadata { exif, xmp: binary("XMP").into_iter().collect(), iptc_iim: binary("IPTC") }
+        EmbeddedMetadata {
+            exif,
+            xmp: binary("XMP").into_iter().collect(),
+            iptc_iim: binary("IPTC"),
+        }
     }
 
     /// Mismatches of one file, collected so that one run shows them all.
@@ -1185,15 +1463,23 @@ mod testdata {
     impl Report<'_> {
         fn same<T: PartialEq + Debug>(&mut self, what: &str, ours: T, exiftool: T) {
             if ours != exiftool {
-                self.failures.push(format!("{}: {what}: ours {ours:?}, exiftool {exiftool:?}", self.file));
+                self.failures.push(format!(
+                    "{}: {what}: ours {ours:?}, exiftool {exiftool:?}",
+                    self.file
+                ));
             }
         }
 
         fn rects(&mut self, what: &str, ours: &[Vec<f64>], exiftool: &[Vec<f64>]) {
-            let close =
-                |a: &Vec<f64>, b: &Vec<f64>| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
-            if ours.len() != exiftool.len() || !ours.iter().zip(exiftool).all(|(a, b)| close(a, b)) {
-                self.failures.push(format!("{}: {what}: ours {ours:?}, exiftool {exiftool:?}", self.file));
+            let close = |a: &Vec<f64>, b: &Vec<f64>| {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6)
+            };
+            if ours.len() != exiftool.len() || !ours.iter().zip(exiftool).all(|(a, b)| close(a, b))
+            {
+                self.failures.push(format!(
+                    "{}: {what}: ours {ours:?}, exiftool {exiftool:?}",
+                    self.file
+                ));
             }
         }
 
@@ -1203,7 +1489,10 @@ mod testdata {
                 (a, b) => a.is_none() && b.is_none(),
             };
             if !ok {
-                self.failures.push(format!("{}: {what}: ours {ours:?}, exiftool {exiftool:?}", self.file));
+                self.failures.push(format!(
+                    "{}: {what}: ours {ours:?}, exiftool {exiftool:?}",
+                    self.file
+                ));
             }
         }
     }
@@ -1225,14 +1514,25 @@ mod testdata {
     fn exiftool_time(raw: &str) -> Option<TimeParts> {
         let raw = raw.trim();
         let date = raw.get(..10).filter(|d| {
-            d.as_bytes().iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b':' } else { c.is_ascii_digit() })
+            d.as_bytes().iter().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    *c == b':'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
         })?;
         let date = date.replace(':', "-");
         if date == "0000-00-00" {
             return None;
         }
         let Some(rest) = raw.get(10..).map(str::trim).filter(|r| !r.is_empty()) else {
-            return Some(TimeParts { date, time: None, fraction: None, offset: None });
+            return Some(TimeParts {
+                date,
+                time: None,
+                fraction: None,
+                offset: None,
+            });
         };
         let (clock, zone) = match rest.find(['+', '-', 'Z']) {
             Some(at) => rest.split_at(at),
@@ -1242,17 +1542,30 @@ mod testdata {
             Some((hms, f)) => (hms, Some(millis(f))),
             None => (clock, None),
         };
-        let time = if hms.len() == 5 { format!("{hms}:00") } else { hms.to_owned() };
+        let time = if hms.len() == 5 {
+            format!("{hms}:00")
+        } else {
+            hms.to_owned()
+        };
         let offset = match zone {
             "" => None,
             "Z" => Some("+00:00".to_owned()),
             z => Some(z.to_owned()),
         };
-        Some(TimeParts { date, time: Some(time), fraction, offset })
+        Some(TimeParts {
+            date,
+            time: Some(time),
+            fraction,
+            offset,
+        })
     }
 
     fn millis(digits: &str) -> String {
-        digits.chars().chain(std::iter::repeat('0')).take(3).collect()
+        digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(3)
+            .collect()
     }
 
     /// Our capture time in the same pieces.
@@ -1264,7 +1577,12 @@ mod testdata {
         } else {
             Some(time.local[11..19].to_owned())
         };
-        TimeParts { date, time: clock, fraction: time.local.get(20..).map(str::to_owned), offset: time.offset.clone() }
+        TimeParts {
+            date,
+            time: clock,
+            fraction: time.local.get(20..).map(str::to_owned),
+            offset: time.offset.clone(),
+        }
     }
 
     /// Our precedence, applied to ExifTool's tags.
@@ -1273,7 +1591,9 @@ mod testdata {
             let raw = main.iter().find_map(|k| tags.text(k))?;
             let mut parts = exiftool_time(&raw)?;
             if parts.time.is_some() {
-                parts.fraction = parts.fraction.or_else(|| tags.text(subsec).map(|s| millis(&s)));
+                parts.fraction = parts
+                    .fraction
+                    .or_else(|| tags.text(subsec).map(|s| millis(&s)));
                 parts.offset = parts.offset.or_else(|| tags.text(offset));
             }
             Some(parts)
@@ -1281,7 +1601,10 @@ mod testdata {
         let xmp = |key: &str| tags.text(key).and_then(|raw| exiftool_time(&raw));
         let iptc = || {
             let date = tags.text("IPTC:DateCreated")?;
-            exiftool_time(&format!("{date} {}", tags.text("IPTC:TimeCreated").unwrap_or_default()))
+            exiftool_time(&format!(
+                "{date} {}",
+                tags.text("IPTC:TimeCreated").unwrap_or_default()
+            ))
         };
         exif(
             &["ExifIFD:DateTimeOriginal", "IFD0:DateTimeOriginal"],
@@ -1305,14 +1628,27 @@ mod testdata {
     fn expected_gps(tags: &Json) -> Option<(f64, f64, Option<f64>)> {
         let num = |k: &str| tags.text(k).and_then(|t| t.parse::<f64>().ok());
         let signed = |value: f64, reference: Option<String>, negative: &str| {
-            if reference.is_some_and(|r| r.eq_ignore_ascii_case(negative)) { -value } else { value }
+            if reference.is_some_and(|r| r.eq_ignore_ascii_case(negative)) {
+                -value
+            } else {
+                value
+            }
         };
-        let altitude =
-            |value: &str, reference: &str| num(value).map(|a| if num(reference) == Some(1.0) { -a } else { a });
+        let altitude = |value: &str, reference: &str| {
+            num(value).map(|a| if num(reference) == Some(1.0) { -a } else { a })
+        };
         let exif = || {
             Some((
-                signed(num("GPS:GPSLatitude")?, tags.text("GPS:GPSLatitudeRef"), "S"),
-                signed(num("GPS:GPSLongitude")?, tags.text("GPS:GPSLongitudeRef"), "W"),
+                signed(
+                    num("GPS:GPSLatitude")?,
+                    tags.text("GPS:GPSLatitudeRef"),
+                    "S",
+                ),
+                signed(
+                    num("GPS:GPSLongitude")?,
+                    tags.text("GPS:GPSLongitudeRef"),
+                    "W",
+                ),
                 altitude("GPS:GPSAltitude", "GPS:GPSAltitudeRef"),
             ))
         };
@@ -1327,15 +1663,18 @@ mod testdata {
     }
 
     fn valid_orientation(tags: &Json, key: &str) -> Option<u16> {
-        tags.text(key).and_then(|t| t.parse::<u16>().ok()).filter(|o| (1..=8).contains(o))
+        tags.text(key)
+            .and_then(|t| t.parse::<u16>().ok())
+            .filter(|o| (1..=8).contains(o))
     }
 
     /// A lang-alt tag: ExifTool names the x-default value plainly and the others `Tag-lang`.
     fn lang_alt(tags: &Json, key: &str) -> Option<String> {
         tags.text(key).or_else(|| match tags {
-            Json::Obj(members) => {
-                members.iter().find(|(k, _)| k.starts_with(&format!("{key}-"))).and_then(|(_, v)| v.as_text())
-            }
+            Json::Obj(members) => members
+                .iter()
+                .find(|(k, _)| k.starts_with(&format!("{key}-")))
+                .and_then(|(_, v)| v.as_text()),
             _ => None,
         })
     }
@@ -1348,33 +1687,64 @@ mod testdata {
         report.same(
             "camera_make",
             md.camera_make.clone(),
-            tags.text("IFD0:Make").or_else(|| tags.text("XMP-tiff:Make")),
+            tags.text("IFD0:Make")
+                .or_else(|| tags.text("XMP-tiff:Make")),
         );
         report.same(
             "camera_model",
             md.camera_model.clone(),
-            tags.text("IFD0:Model").or_else(|| tags.text("XMP-tiff:Model")),
+            tags.text("IFD0:Model")
+                .or_else(|| tags.text("XMP-tiff:Model")),
         );
         report.same(
             "orientation",
             md.orientation,
-            valid_orientation(tags, "IFD0:Orientation").or_else(|| valid_orientation(tags, "XMP-tiff:Orientation")),
+            valid_orientation(tags, "IFD0:Orientation")
+                .or_else(|| valid_orientation(tags, "XMP-tiff:Orientation")),
         );
 
         let expected = expected_gps(tags);
-        report.near("latitude", md.gps.map(|g| g.latitude), expected.map(|g| g.0));
-        report.near("longitude", md.gps.map(|g| g.longitude), expected.map(|g| g.1));
-        report.near("altitude", md.gps.and_then(|g| g.altitude_m), expected.and_then(|g| g.2));
+        report.near(
+            "latitude",
+            md.gps.map(|g| g.latitude),
+            expected.map(|g| g.0),
+        );
+        report.near(
+            "longitude",
+            md.gps.map(|g| g.longitude),
+            expected.map(|g| g.1),
+        );
+        report.near(
+            "altitude",
+            md.gps.and_then(|g| g.altitude_m),
+            expected.and_then(|g| g.2),
+        );
 
         let ours = md.capture_time.as_ref().map(our_time);
         let theirs = expected_time(tags);
-        report.same("capture date", ours.as_ref().map(|t| &t.date), theirs.as_ref().map(|t| &t.date));
-        report.same("capture time of day", ours.as_ref().map(|t| &t.time), theirs.as_ref().map(|t| &t.time));
+        report.same(
+            "capture date",
+            ours.as_ref().map(|t| &t.date),
+            theirs.as_ref().map(|t| &t.date),
+        );
+        report.same(
+            "capture time of day",
+            ours.as_ref().map(|t| &t.time),
+            theirs.as_ref().map(|t| &t.time),
+        );
         if let Some(fraction) = theirs.as_ref().and_then(|t| t.fraction.as_ref()) {
-            report.same("capture sub-seconds", ours.as_ref().and_then(|t| t.fraction.as_ref()), Some(fraction));
+            report.same(
+                "capture sub-seconds",
+                ours.as_ref().and_then(|t| t.fraction.as_ref()),
+                Some(fraction),
+            );
         }
         if let Some(offset) = theirs.as_ref().and_then(|t| t.offset.as_ref()) {
-            report.same("capture offset", ours.as_ref().and_then(|t| t.offset.as_ref()), Some(offset));
+            report.same(
+                "capture offset",
+                ours.as_ref().and_then(|t| t.offset.as_ref()),
+                Some(offset),
+            );
         }
 
         // Descriptive fields: ExifTool's MWG reconciliation for images, plain XMP for sidecars.
@@ -1387,25 +1757,50 @@ mod testdata {
             }
             None => {
                 report.same("creator", md.creator.clone(), tags.texts("XMP-dc:Creator"));
-                report.same("caption", md.caption.clone(), lang_alt(tags, "XMP-dc:Description"));
-                report.same("copyright", md.copyright.clone(), lang_alt(tags, "XMP-dc:Rights"));
-                report.same("keywords", md.keywords.clone(), tags.texts("XMP-dc:Subject"));
+                report.same(
+                    "caption",
+                    md.caption.clone(),
+                    lang_alt(tags, "XMP-dc:Description"),
+                );
+                report.same(
+                    "copyright",
+                    md.copyright.clone(),
+                    lang_alt(tags, "XMP-dc:Rights"),
+                );
+                report.same(
+                    "keywords",
+                    md.keywords.clone(),
+                    tags.texts("XMP-dc:Subject"),
+                );
             }
         }
-        report.same("title", md.title.clone(), lang_alt(tags, "XMP-dc:Title").or_else(|| tags.text("IPTC:ObjectName")));
+        report.same(
+            "title",
+            md.title.clone(),
+            lang_alt(tags, "XMP-dc:Title").or_else(|| tags.text("IPTC:ObjectName")),
+        );
         report.same(
             "credit",
             md.credit.clone(),
-            tags.text("XMP-photoshop:Credit").or_else(|| tags.text("IPTC:Credit")),
+            tags.text("XMP-photoshop:Credit")
+                .or_else(|| tags.text("IPTC:Credit")),
         );
 
-        report.same("person_in_image", md.person_in_image.clone(), tags.texts("XMP-iptcExt:PersonInImage"));
+        report.same(
+            "person_in_image",
+            md.person_in_image.clone(),
+            tags.texts("XMP-iptcExt:PersonInImage"),
+        );
         report.same(
             "model_release_status",
             md.model_release_status.clone(),
             plus_code(tags.text("XMP-plus:ModelReleaseStatus")),
         );
-        report.same("model_release_ids", md.model_release_ids.clone(), tags.texts("XMP-plus:ModelReleaseID"));
+        report.same(
+            "model_release_ids",
+            md.model_release_ids.clone(),
+            tags.texts("XMP-plus:ModelReleaseID"),
+        );
         report.same(
             "minor_model_age",
             md.minor_model_age.clone(),
@@ -1416,12 +1811,26 @@ mod testdata {
             md.property_release_status.clone(),
             plus_code(tags.text("XMP-plus:PropertyReleaseStatus")),
         );
-        report.same("usage_terms", md.licence.usage_terms.clone(), lang_alt(tags, "XMP-xmpRights:UsageTerms"));
-        report.same("web_statement", md.licence.web_statement.clone(), tags.text("XMP-xmpRights:WebStatement"));
+        report.same(
+            "usage_terms",
+            md.licence.usage_terms.clone(),
+            lang_alt(tags, "XMP-xmpRights:UsageTerms"),
+        );
+        report.same(
+            "web_statement",
+            md.licence.web_statement.clone(),
+            tags.text("XMP-xmpRights:WebStatement"),
+        );
         let names = |key: &str, field: &str| -> Vec<String> {
-            tags.get(key).map(|v| v.items().filter_map(|i| i.text(field)).collect()).unwrap_or_default()
+            tags.get(key)
+                .map(|v| v.items().filter_map(|i| i.text(field)).collect())
+                .unwrap_or_default()
         };
-        report.same("licensors", md.licence.licensors.clone(), names("XMP-plus:Licensor", "LicensorName"));
+        report.same(
+            "licensors",
+            md.licence.licensors.clone(),
+            names("XMP-plus:Licensor", "LicensorName"),
+        );
         report.same(
             "copyright_owners",
             md.licence.copyright_owners.clone(),
@@ -1437,7 +1846,9 @@ mod testdata {
             .unwrap_or_default();
         report.same(
             "MWG region names",
-            ours(RegionSource::Mwg).filter_map(|r| r.name.clone()).collect::<Vec<_>>(),
+            ours(RegionSource::Mwg)
+                .filter_map(|r| r.name.clone())
+                .collect::<Vec<_>>(),
             mwg_list.iter().filter_map(|r| r.text("Name")).collect(),
         );
         let expected_areas: Vec<Vec<f64>> = mwg_list
@@ -1445,12 +1856,18 @@ mod testdata {
             .filter_map(|r| {
                 let area = r.get("Area")?;
                 let n = |k: &str| area.text(k).and_then(|t| t.parse::<f64>().ok());
-                let (x, y, w, h) = (n("X")? - n("W")? / 2.0, n("Y")? - n("H")? / 2.0, n("W")?, n("H")?);
+                let (x, y, w, h) = (
+                    n("X")? - n("W")? / 2.0,
+                    n("Y")? - n("H")? / 2.0,
+                    n("W")?,
+                    n("H")?,
+                );
                 (x >= 0.0 && y >= 0.0 && x + w <= 1.0 && y + h <= 1.0).then_some(vec![x, y, w, h])
             })
             .collect();
-        let our_areas: Vec<Vec<f64>> =
-            ours(RegionSource::Mwg).filter_map(|r| r.area.map(|a| vec![a.x, a.y, a.w, a.h])).collect();
+        let our_areas: Vec<Vec<f64>> = ours(RegionSource::Mwg)
+            .filter_map(|r| r.area.map(|a| vec![a.x, a.y, a.w, a.h]))
+            .collect();
         report.rects("MWG region areas (top-left)", &our_areas, &expected_areas);
         let ms_list: Vec<&Json> = tags
             .get("XMP-MP:RegionInfoMP")
@@ -1459,38 +1876,58 @@ mod testdata {
             .unwrap_or_default();
         report.same(
             "Microsoft region names",
-            ours(RegionSource::Microsoft).filter_map(|r| r.name.clone()).collect::<Vec<_>>(),
-            ms_list.iter().filter_map(|r| r.text("PersonDisplayName")).collect(),
+            ours(RegionSource::Microsoft)
+                .filter_map(|r| r.name.clone())
+                .collect::<Vec<_>>(),
+            ms_list
+                .iter()
+                .filter_map(|r| r.text("PersonDisplayName"))
+                .collect(),
         );
         let ms_rects: Vec<Vec<f64>> = ms_list
             .iter()
             .filter_map(|r| r.text("Rectangle"))
-            .map(|t| t.split(',').map(|p| p.trim().parse().unwrap_or(f64::NAN)).collect())
+            .map(|t| {
+                t.split(',')
+                    .map(|p| p.trim().parse().unwrap_or(f64::NAN))
+                    .collect()
+            })
             .collect();
-        let our_rects: Vec<Vec<f64>> =
-            ours(RegionSource::Microsoft).filter_map(|r| r.area.map(|a| vec![a.x, a.y, a.w, a.h])).collect();
+        let our_rects: Vec<Vec<f64>> = ours(RegionSource::Microsoft)
+            .filter_map(|r| r.area.map(|a| vec![a.x, a.y, a.w, a.h]))
+            .collect();
         report.rects("Microsoft rectangles", &our_rects, &ms_rects);
         // IPTC regions are named by the person shown in them, else by their own name.
         let iptc_names: Vec<String> = tags
             .get("XMP-iptcExt:ImageRegion")
             .map(|l| {
                 l.items()
-                    .filter_map(|r| r.texts("PersonInImage").into_iter().next().or_else(|| r.text("Name")))
+                    .filter_map(|r| {
+                        r.texts("PersonInImage")
+                            .into_iter()
+                            .next()
+                            .or_else(|| r.text("Name"))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         report.same(
             "IPTC region names",
-            ours(RegionSource::Iptc).filter_map(|r| r.name.clone()).collect::<Vec<_>>(),
+            ours(RegionSource::Iptc)
+                .filter_map(|r| r.name.clone())
+                .collect::<Vec<_>>(),
             iptc_names,
         );
     }
 
     #[test]
     fn metadata_files_agree_with_exiftool() {
-        let Some(dir) = metadata_dir(None) else { return };
+        let Some(dir) = metadata_dir(None) else {
+            return;
+        };
         let all = files(&dir);
-        let (sidecars, images): (Vec<PathBuf>, Vec<PathBuf>) = all.iter().cloned().partition(|p| is_sidecar(p));
+        let (sidecars, images): (Vec<PathBuf>, Vec<PathBuf>) =
+            all.iter().cloned().partition(|p| is_sidecar(p));
         assert!(
             images.len() >= 30 && sidecars.len() >= 4,
             "test data incomplete: {} images, {} sidecars",
@@ -1505,24 +1942,53 @@ mod testdata {
         let mut warnings = Vec::new();
         for path in &all {
             let key = path.to_string_lossy().into_owned();
-            let name = path.strip_prefix(&dir).unwrap_or(path).to_string_lossy().into_owned();
-            let file_tags = tags.get(&key).unwrap_or_else(|| panic!("exiftool gave nothing for {name}"));
+            let name = path
+                .strip_prefix(&dir)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned();
+            let file_tags = tags
+                .get(&key)
+                .unwrap_or_else(|| panic!("exiftool gave nothing for {name}"));
             let md = if is_sidecar(path) {
                 let mut md = Metadata::default();
                 apply_sidecar(&mut md, &std::fs::read(path).expect("readable sidecar"))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 md
             } else {
-                read(&embedded_blocks(path, blocks.get(&key).unwrap_or(&Json::Null)))
+                read(&embedded_blocks(
+                    path,
+                    blocks.get(&key).unwrap_or(&Json::Null),
+                ))
             };
-            let mwg = if is_sidecar(path) { None } else { Some(mwg.get(&key).unwrap_or(&Json::Null)) };
-            compare(&mut Report { file: &name, failures: &mut failures }, &md, file_tags, mwg);
+            let mwg = if is_sidecar(path) {
+                None
+            } else {
+                Some(mwg.get(&key).unwrap_or(&Json::Null))
+            };
+            compare(
+                &mut Report {
+                    file: &name,
+                    failures: &mut failures,
+                },
+                &md,
+                file_tags,
+                mwg,
+            );
             warnings.extend(md.warnings.iter().map(|w| format!("  {name}: {w}")));
         }
         if !warnings.is_empty() {
-            notice(&format!("metadata warnings over the test data:\n{}", warnings.join("\n")));
+            notice(&format!(
+                "metadata warnings over the test data:\n{}",
+                warnings.join("\n")
+            ));
         }
-        assert!(failures.is_empty(), "{} mismatch(es) with ExifTool:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} mismatch(es) with ExifTool:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     /// IPTC and XMP disagree on purpose in this file ("WRONG"/"RIGHT", from
@@ -1531,19 +1997,31 @@ mod testdata {
     #[test]
     fn conflicting_iptc_and_xmp_are_reconciled_as_mwg_prescribes() {
         const NAME: &str = "exiftool_mwg_conflicting_iptc_xmp.jpg";
-        let Some(dir) = metadata_dir(Some(NAME)) else { return };
+        let Some(dir) = metadata_dir(Some(NAME)) else {
+            return;
+        };
         let file = dir.join(NAME);
         let key = file.to_string_lossy().into_owned();
         let files = [file.clone()];
         let md = read(&embedded_blocks(&file, &exiftool(BLOCK_ARGS, &files)[&key]));
 
         assert_eq!(md.caption.as_deref(), Some("RIGHT-EXIF-Description"));
-        assert_eq!(md.creator, ["RIGHT1of2-EXIF-Creator", "RIGHT2of2-EXIF-Creator"]);
+        assert_eq!(
+            md.creator,
+            ["RIGHT1of2-EXIF-Creator", "RIGHT2of2-EXIF-Creator"]
+        );
         assert_eq!(md.copyright.as_deref(), Some("RIGHT-XMP-Copyright"));
-        assert_eq!(md.keywords, ["RIGHT1of2-XMP-Keywords", "RIGHT2of2-XMP-Keywords"]);
+        assert_eq!(
+            md.keywords,
+            ["RIGHT1of2-XMP-Keywords", "RIGHT2of2-XMP-Keywords"]
+        );
         let time = md.capture_time.as_ref().unwrap();
         assert_eq!(
-            (time.local.as_str(), time.offset.as_deref(), time.source.as_str()),
+            (
+                time.local.as_str(),
+                time.offset.as_deref(),
+                time.source.as_str()
+            ),
             ("2001-01-01T01:11:11.111", None, "EXIF DateTimeOriginal")
         );
         assert_eq!(md.orientation, Some(6));
@@ -1556,10 +2034,22 @@ mod testdata {
         assert_eq!(mwg.texts("MWG:Keywords"), md.keywords);
 
         let tags = &exiftool(TAG_ARGS, &files)[&key];
-        assert_eq!(tags.text("XMP-dc:Description").as_deref(), Some("WRONG-XMP-Description"));
-        assert_eq!(tags.text("IPTC:Caption-Abstract").as_deref(), Some("WRONG-IPTC-Description"));
-        assert_eq!(tags.texts("IPTC:Keywords"), ["WRONG1of2-IPTC-Keywords", "WRONG2of2-IPTC-Keywords"]);
-        assert_eq!(tags.texts("XMP-dc:Creator"), ["WRONG1of2-XMP-Creator", "WRONG2of2-XMP-Creator"]);
+        assert_eq!(
+            tags.text("XMP-dc:Description").as_deref(),
+            Some("WRONG-XMP-Description")
+        );
+        assert_eq!(
+            tags.text("IPTC:Caption-Abstract").as_deref(),
+            Some("WRONG-IPTC-Description")
+        );
+        assert_eq!(
+            tags.texts("IPTC:Keywords"),
+            ["WRONG1of2-IPTC-Keywords", "WRONG2of2-IPTC-Keywords"]
+        );
+        assert_eq!(
+            tags.texts("XMP-dc:Creator"),
+            ["WRONG1of2-XMP-Creator", "WRONG2of2-XMP-Creator"]
+        );
     }
 
     /// Just enough JSON for ExifTool's output. Numbers keep their text.
@@ -1575,7 +2065,10 @@ mod testdata {
 
     impl Json {
         fn parse(text: &str) -> Json {
-            let mut parser = JsonParser { chars: text.chars().collect(), pos: 0 };
+            let mut parser = JsonParser {
+                chars: text.chars().collect(),
+                pos: 0,
+            };
             let value = parser.value();
             parser.skip_ws();
             assert_eq!(parser.pos, parser.chars.len(), "trailing data after JSON");
@@ -1699,7 +2192,10 @@ mod testdata {
                 }
                 _ => {
                     let start = self.pos;
-                    while self.chars.get(self.pos).is_some_and(|c| matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E'))
+                    while self
+                        .chars
+                        .get(self.pos)
+                        .is_some_and(|c| matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E'))
                     {
                         self.pos += 1;
                     }
@@ -1735,7 +2231,10 @@ mod testdata {
                             } else {
                                 vec![first]
                             };
-                            out.extend(char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+                            out.extend(
+                                char::decode_utf16(units)
+                                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+                            );
                         }
                         other => out.push(other),
                     },
@@ -1754,11 +2253,18 @@ mod testdata {
             b'/' => 63,
             _ => panic!("bad base64 character {c:?}"),
         };
-        let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').map(value).collect();
+        let digits: Vec<u8> = text
+            .bytes()
+            .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+            .map(value)
+            .collect();
         digits
             .chunks(4)
             .flat_map(|chunk| {
-                let n = chunk.iter().enumerate().fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
                 n.to_be_bytes()[1..chunk.len()].to_vec()
             })
             .collect()
@@ -1769,7 +2275,9 @@ mod testdata {
         assert_eq!(base64("TWFu"), b"Man");
         assert_eq!(base64("TWE="), b"Ma");
         assert_eq!(base64("TQ=="), b"M");
-        let json = Json::parse(r#"[{"a": "x\"\u00e9\ud83d\ude00", "n": -1.5e3, "l": [1, "b"], "t": true, "z": null}]"#);
+        let json = Json::parse(
+            r#"[{"a": "x\"\u00e9\ud83d\ude00", "n": -1.5e3, "l": [1, "b"], "t": true, "z": null}]"#,
+        );
         let Json::Arr(items) = json else { panic!() };
         assert_eq!(items[0].text("a").as_deref(), Some("x\"é😀"));
         assert_eq!(items[0].text("n").as_deref(), Some("-1.5e3"));

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::{
-    CaptureTime, Gps, LicenceFields, Metadata, MetadataError, NormalizedRect, Region, RegionKind, RegionSource,
-    checked_gps, checked_orientation, clean_text, quote, stamp_or_warn,
+    CaptureTime, Gps, LicenceFields, Metadata, MetadataError, NormalizedRect, Region, RegionKind,
+    RegionSource, checked_gps, checked_orientation, clean_text, quote, stamp_or_warn,
 };
 
 /// Namespace URIs (see `shared/design/metadata.md`).
@@ -98,7 +98,10 @@ impl Packet {
     pub(super) fn parse(bytes: &[u8]) -> Result<(Packet, Vec<String>), MetadataError> {
         let mut warnings = Vec::new();
         if bytes.len() > MAX_PACKET_BYTES {
-            return Err(MetadataError::TooLarge { size: bytes.len(), limit: MAX_PACKET_BYTES });
+            return Err(MetadataError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_PACKET_BYTES,
+            });
         }
         let text = decode(bytes, &mut warnings);
         let xml = isolate(&text);
@@ -108,8 +111,13 @@ impl Packet {
         if superlinear_parse_cost(&xml) > MAX_PARSE_COST {
             return Err(MetadataError::TooComplex);
         }
-        let options = ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..ParsingOptions::default() };
-        let doc = Document::parse_with_options(&xml, options).map_err(|err| MetadataError::Xml(err.to_string()))?;
+        let options = ParsingOptions {
+            allow_dtd: false,
+            nodes_limit: MAX_NODES,
+            ..ParsingOptions::default()
+        };
+        let doc = Document::parse_with_options(&xml, options)
+            .map_err(|err| MetadataError::Xml(err.to_string()))?;
         let rdf = doc
             .descendants()
             .find(|n| n.is_element() && n.has_tag_name((ns::RDF, "RDF")))
@@ -122,7 +130,9 @@ impl Packet {
             }
         }
         if reader.too_deep {
-            warnings.push(format!("XMP nested deeper than {MAX_DEPTH} levels; the deeper values are ignored"));
+            warnings.push(format!(
+                "XMP nested deeper than {MAX_DEPTH} levels; the deeper values are ignored"
+            ));
         }
         Ok((packet, warnings))
     }
@@ -157,7 +167,10 @@ impl Packet {
 }
 
 fn find<'a>(props: &'a [Property], ns: &str, name: &str) -> Option<&'a Value> {
-    props.iter().find(|p| p.ns == ns && p.name == name).map(|p| &p.value)
+    props
+        .iter()
+        .find(|p| p.ns == ns && p.name == name)
+        .map(|p| &p.value)
 }
 
 impl Value {
@@ -182,9 +195,16 @@ impl Value {
     pub(super) fn text(&self) -> Option<String> {
         match self {
             Value::Text(text) => clean_text(text),
-            Value::Array { kind: ArrayKind::Alt, items } => items
+            Value::Array {
+                kind: ArrayKind::Alt,
+                items,
+            } => items
                 .iter()
-                .find(|item| item.lang.as_deref().is_some_and(|l| l.eq_ignore_ascii_case("x-default")))
+                .find(|item| {
+                    item.lang
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case("x-default"))
+                })
                 .and_then(|item| item.value.text())
                 .or_else(|| items.iter().find_map(|item| item.value.text())),
             Value::Array { items, .. } => items.iter().find_map(|item| item.value.text()),
@@ -195,7 +215,9 @@ impl Value {
     /// All texts: the items of an array, or a simple value alone.
     pub(super) fn texts(&self) -> Vec<String> {
         match self {
-            Value::Array { items, .. } => items.iter().filter_map(|item| item.value.text()).collect(),
+            Value::Array { items, .. } => {
+                items.iter().filter_map(|item| item.value.text()).collect()
+            }
             other => other.text().into_iter().collect(),
         }
     }
@@ -240,9 +262,13 @@ fn decode<'a>(bytes: &'a [u8], warnings: &mut Vec<String>) -> Cow<'a, str> {
             }
         },
         Enc::Utf16 { big } => {
-            let units = body
-                .chunks_exact(2)
-                .map(|c| if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) });
+            let units = body.chunks_exact(2).map(|c| {
+                if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            });
             Cow::Owned(
                 char::decode_utf16(units)
                     .map(|c| {
@@ -280,15 +306,23 @@ fn decode<'a>(bytes: &'a [u8], warnings: &mut Vec<String>) -> Cow<'a, str> {
 /// and anything after the `<?xpacket end=...?>` processing instruction (some
 /// writers leave the tail of an older, longer packet there).
 fn isolate(text: &str) -> Cow<'_, str> {
-    let mut xml = text.trim_start_matches(|c: char| c == '\u{FEFF}' || c == '\0' || c.is_whitespace());
+    let mut xml =
+        text.trim_start_matches(|c: char| c == '\u{FEFF}' || c == '\0' || c.is_whitespace());
     if let Some(start) = xml.find('<') {
         xml = &xml[start..];
     }
-    if let Some(end) = xml.find("<?xpacket end").and_then(|at| xml[at..].find("?>").map(|len| at + len + 2)) {
+    if let Some(end) = xml
+        .find("<?xpacket end")
+        .and_then(|at| xml[at..].find("?>").map(|len| at + len + 2))
+    {
         xml = &xml[..end];
     }
     let xml = xml.trim_end_matches(|c: char| c == '\0' || c.is_whitespace());
-    if xml.contains('\0') { Cow::Owned(xml.replace('\0', "")) } else { Cow::Borrowed(xml) }
+    if xml.contains('\0') {
+        Cow::Owned(xml.replace('\0', ""))
+    } else {
+        Cow::Borrowed(xml)
+    }
 }
 
 /// Estimates the work roxmltree does beyond one pass over the text: it checks
@@ -323,7 +357,8 @@ fn superlinear_parse_cost(xml: &str) -> u64 {
             in_scope = in_scope.saturating_sub(open.pop().unwrap_or(0));
             pos = skip_past(b">");
         } else {
-            let (mut attributes, mut declarations, mut quote, mut end) = (0u64, 0u64, None, start + 1);
+            let (mut attributes, mut declarations, mut quote, mut end) =
+                (0u64, 0u64, None, start + 1);
             while let Some(&c) = bytes.get(end) {
                 match quote {
                     Some(q) if c == q => quote = None,
@@ -331,7 +366,9 @@ fn superlinear_parse_cost(xml: &str) -> u64 {
                     None if c == b'"' || c == b'\'' => quote = Some(c),
                     None if c == b'>' => break,
                     None if c == b'=' => attributes += 1,
-                    None if bytes[end - 1].is_ascii_whitespace() && bytes[end..].starts_with(b"xmlns") => {
+                    None if bytes[end - 1].is_ascii_whitespace()
+                        && bytes[end..].starts_with(b"xmlns") =>
+                    {
                         declarations += 1
                     }
                     None => {}
@@ -400,11 +437,19 @@ impl RdfReader {
             return Value::Text(uri.to_owned());
         }
         let Some(first) = element.children().find(Node::is_element) else {
-            let has_fields = element.attributes().any(|a| !matches!(a.namespace(), Some(ns::RDF | ns::XML) | None));
+            let has_fields = element
+                .attributes()
+                .any(|a| !matches!(a.namespace(), Some(ns::RDF | ns::XML) | None));
             return if has_fields {
                 self.structure(element, depth)
             } else {
-                Value::Text(element.children().filter(Node::is_text).filter_map(|n| n.text()).collect())
+                Value::Text(
+                    element
+                        .children()
+                        .filter(Node::is_text)
+                        .filter_map(|n| n.text())
+                        .collect(),
+                )
             };
         };
         let kind = match (first.tag_name().namespace(), first.tag_name().name()) {
@@ -434,7 +479,10 @@ impl RdfReader {
     fn structure(&mut self, node: Node<'_, '_>, depth: usize) -> Value {
         let mut props = self.node_properties(node, depth);
         // A qualified simple value: <p><rdf:Description><rdf:value>v</rdf:value><q:x/>...
-        match props.iter().position(|p| p.ns == ns::RDF && p.name == "value") {
+        match props
+            .iter()
+            .position(|p| p.ns == ns::RDF && p.name == "value")
+        {
             Some(at) => props.swap_remove(at).value,
             None => Value::Struct(props),
         }
@@ -453,11 +501,16 @@ pub(super) fn extract(packet: &Packet, image_size: Option<(u32, u32)>, label: &s
         camera_make: packet.text(ns::TIFF, "Make"),
         camera_model: packet.text(ns::TIFF, "Model"),
         gps: gps(packet, label, w),
-        orientation: packet.text(ns::TIFF, "Orientation").and_then(|raw| match raw.parse::<i64>() {
-            Ok(value) => checked_orientation(value, &format!("{label} tiff:Orientation"), w),
-            Err(_) => {
-                w.push(format!("{label} tiff:Orientation {} is not a number; ignored", quote(&raw)));
-                None
+        orientation: packet.text(ns::TIFF, "Orientation").and_then(|raw| {
+            match raw.parse::<i64>() {
+                Ok(value) => checked_orientation(value, &format!("{label} tiff:Orientation"), w),
+                Err(_) => {
+                    w.push(format!(
+                        "{label} tiff:Orientation {} is not a number; ignored",
+                        quote(&raw)
+                    ));
+                    None
+                }
             }
         }),
         title: packet.text(ns::DC, "title"),
@@ -469,8 +522,12 @@ pub(super) fn extract(packet: &Packet, image_size: Option<(u32, u32)>, label: &s
         person_in_image: packet.texts(ns::IPTC_EXT, "PersonInImage"),
         model_release_status: packet.text(ns::PLUS, "ModelReleaseStatus").map(plus_code),
         model_release_ids: packet.texts(ns::PLUS, "ModelReleaseID"),
-        minor_model_age: packet.text(ns::PLUS, "MinorModelAgeDisclosure").map(plus_code),
-        property_release_status: packet.text(ns::PLUS, "PropertyReleaseStatus").map(plus_code),
+        minor_model_age: packet
+            .text(ns::PLUS, "MinorModelAgeDisclosure")
+            .map(plus_code),
+        property_release_status: packet
+            .text(ns::PLUS, "PropertyReleaseStatus")
+            .map(plus_code),
         regions: regions(packet, image_size, label, w),
         licence: LicenceFields {
             usage_terms: packet.text(ns::XMP_RIGHTS, "UsageTerms"),
@@ -480,7 +537,12 @@ pub(super) fn extract(packet: &Packet, image_size: Option<(u32, u32)>, label: &s
             license_start_date: packet.text(ns::PLUS, "LicenseStartDate"),
             license_id: packet.text(ns::PLUS, "LicenseID"),
             other_constraints: packet.text(ns::PLUS, "OtherConstraints"),
-            copyright_owners: struct_names(packet, ns::PLUS, "CopyrightOwner", "CopyrightOwnerName"),
+            copyright_owners: struct_names(
+                packet,
+                ns::PLUS,
+                "CopyrightOwner",
+                "CopyrightOwnerName",
+            ),
         },
         warnings: Vec::new(),
     };
@@ -490,27 +552,37 @@ pub(super) fn extract(packet: &Packet, image_size: Option<(u32, u32)>, label: &s
 /// `http://ns.useplus.org/ldf/vocab/MR-UMR` → `MR-UMR`.
 fn plus_code(value: String) -> String {
     match value.split_once(PLUS_VOCAB) {
-        Some((scheme, code)) if matches!(scheme, "http:" | "https:") && !code.is_empty() => code.to_owned(),
+        Some((scheme, code)) if matches!(scheme, "http:" | "https:") && !code.is_empty() => {
+            code.to_owned()
+        }
         _ => value,
     }
 }
 
 /// One field of each struct in an array property, e.g. the licensor names.
 fn struct_names(packet: &Packet, ns: &str, name: &str, field: &str) -> Vec<String> {
-    packet
-        .get(ns, name)
-        .map_or_else(Vec::new, |value| value.members().into_iter().filter_map(|m| m.field_text(ns, field)).collect())
+    packet.get(ns, name).map_or_else(Vec::new, |value| {
+        value
+            .members()
+            .into_iter()
+            .filter_map(|m| m.field_text(ns, field))
+            .collect()
+    })
 }
 
 fn capture_time(packet: &Packet, label: &str, warnings: &mut Vec<String>) -> Option<CaptureTime> {
-    [(ns::EXIF, "exif:DateTimeOriginal"), (ns::PHOTOSHOP, "photoshop:DateCreated"), (ns::XMP, "xmp:CreateDate")]
-        .into_iter()
-        .find_map(|(namespace, qname)| {
-            let name = qname.split_once(':').map_or(qname, |(_, n)| n);
-            let raw = packet.text(namespace, name)?;
-            let source = format!("{label} {qname}");
-            stamp_or_warn(&raw, &source, warnings).map(|stamp| stamp.into_capture_time(&source))
-        })
+    [
+        (ns::EXIF, "exif:DateTimeOriginal"),
+        (ns::PHOTOSHOP, "photoshop:DateCreated"),
+        (ns::XMP, "xmp:CreateDate"),
+    ]
+    .into_iter()
+    .find_map(|(namespace, qname)| {
+        let name = qname.split_once(':').map_or(qname, |(_, n)| n);
+        let raw = packet.text(namespace, name)?;
+        let source = format!("{label} {qname}");
+        stamp_or_warn(&raw, &source, warnings).map(|stamp| stamp.into_capture_time(&source))
+    })
 }
 
 fn gps(packet: &Packet, label: &str, warnings: &mut Vec<String>) -> Option<Gps> {
@@ -520,26 +592,39 @@ fn gps(packet: &Packet, label: &str, warnings: &mut Vec<String>) -> Option<Gps> 
         (None, None) => return None,
         (Some(latitude), Some(longitude)) => (latitude, longitude),
         _ => {
-            warnings.push(format!("{label} GPS has only one of latitude and longitude; ignored"));
+            warnings.push(format!(
+                "{label} GPS has only one of latitude and longitude; ignored"
+            ));
             return None;
         }
     };
     let Some(lat) = parse_xmp_coordinate(&latitude, ('N', 'S')) else {
-        warnings.push(format!("{label} exif:GPSLatitude {} is not a coordinate; GPS ignored", quote(&latitude)));
+        warnings.push(format!(
+            "{label} exif:GPSLatitude {} is not a coordinate; GPS ignored",
+            quote(&latitude)
+        ));
         return None;
     };
     let Some(lon) = parse_xmp_coordinate(&longitude, ('E', 'W')) else {
-        warnings.push(format!("{label} exif:GPSLongitude {} is not a coordinate; GPS ignored", quote(&longitude)));
+        warnings.push(format!(
+            "{label} exif:GPSLongitude {} is not a coordinate; GPS ignored",
+            quote(&longitude)
+        ));
         return None;
     };
     let altitude = packet.text(ns::EXIF, "GPSAltitude").and_then(|raw| {
         let value = parse_rational(&raw);
         if value.is_none() {
-            warnings.push(format!("{label} exif:GPSAltitude {} is not a number; ignored", quote(&raw)));
+            warnings.push(format!(
+                "{label} exif:GPSAltitude {} is not a number; ignored",
+                quote(&raw)
+            ));
         }
         value
     });
-    let below = packet.text(ns::EXIF, "GPSAltitudeRef").is_some_and(|r| r == "1" || r == "3");
+    let below = packet
+        .text(ns::EXIF, "GPSAltitudeRef")
+        .is_some_and(|r| r == "1" || r == "3");
     let altitude = altitude.map(|a| if below { -a.abs() } else { a });
     checked_gps(lat, lon, altitude, &format!("{label} GPS"), warnings)
 }
@@ -556,11 +641,20 @@ fn parse_xmp_coordinate(raw: &str, (positive, negative): (char, char)) -> Option
     } else {
         return parse_number(text);
     };
-    let parts: Vec<f64> = body.split(',').map(|p| parse_number(p.trim())).collect::<Option<_>>()?;
+    let parts: Vec<f64> = body
+        .split(',')
+        .map(|p| parse_number(p.trim()))
+        .collect::<Option<_>>()?;
     if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| *p < 0.0) {
         return None;
     }
-    Some(sign * parts.iter().zip([1.0, 60.0, 3600.0]).map(|(p, d)| p / d).sum::<f64>())
+    Some(
+        sign * parts
+            .iter()
+            .zip([1.0, 60.0, 3600.0])
+            .map(|(p, d)| p / d)
+            .sum::<f64>(),
+    )
 }
 
 /// A finite decimal number.
@@ -586,13 +680,21 @@ fn parse_rational(text: &str) -> Option<f64> {
 /// as out of range rather than as a region at the edge.
 const EDGE_TOLERANCE: f64 = 0.5;
 
-fn regions(packet: &Packet, image_size: Option<(u32, u32)>, label: &str, warnings: &mut Vec<String>) -> Vec<Region> {
+fn regions(
+    packet: &Packet,
+    image_size: Option<(u32, u32)>,
+    label: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Region> {
     let mut regions = Vec::new();
     mwg_regions(packet, label, warnings, &mut regions);
     microsoft_regions(packet, label, warnings, &mut regions);
     iptc_regions(packet, image_size, label, warnings, &mut regions);
     if regions.len() > MAX_REGIONS {
-        warnings.push(format!("{label} has {} regions; only the first {MAX_REGIONS} are kept", regions.len()));
+        warnings.push(format!(
+            "{label} has {} regions; only the first {MAX_REGIONS} are kept",
+            regions.len()
+        ));
         regions.truncate(MAX_REGIONS);
     }
     regions
@@ -606,16 +708,29 @@ fn push_region(regions: &mut Vec<Region>, region: Region) {
 }
 
 /// `mwg-rs:Regions/mwg-rs:RegionList`: `stArea` x, y are the centre.
-fn mwg_regions(packet: &Packet, label: &str, warnings: &mut Vec<String>, regions: &mut Vec<Region>) {
-    let Some(info) = packet.get(ns::MWG_RS, "Regions") else { return };
+fn mwg_regions(
+    packet: &Packet,
+    label: &str,
+    warnings: &mut Vec<String>,
+    regions: &mut Vec<Region>,
+) {
+    let Some(info) = packet.get(ns::MWG_RS, "Regions") else {
+        return;
+    };
     let dims = info.field(ns::MWG_RS, "AppliedToDimensions").and_then(|d| {
         let w = d.field_number(ns::ST_DIM, "w")?;
         let h = d.field_number(ns::ST_DIM, "h")?;
         (w > 0.0 && h > 0.0).then_some((w, h))
     });
-    let Some(list) = info.field(ns::MWG_RS, "RegionList") else { return };
+    let Some(list) = info.field(ns::MWG_RS, "RegionList") else {
+        return;
+    };
     for (index, region) in list.members().into_iter().enumerate() {
-        let kind = match region.field_text(ns::MWG_RS, "Type").map(|t| t.to_ascii_lowercase()).as_deref() {
+        let kind = match region
+            .field_text(ns::MWG_RS, "Type")
+            .map(|t| t.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("face") => RegionKind::Face,
             Some("pet") => RegionKind::Pet,
             Some("focus") => RegionKind::Focus,
@@ -624,9 +739,17 @@ fn mwg_regions(packet: &Packet, label: &str, warnings: &mut Vec<String>, regions
         };
         let area = region.field(ns::MWG_RS, "Area").and_then(|area| {
             let get = |name| area.field_number(ns::ST_AREA, name);
-            let (Some(mut cx), Some(mut cy)) = (get("x"), get("y")) else { return None };
-            let (Some(mut w), Some(mut h)) = (get("w"), get("h")) else { return None }; // a point
-            match area.field_text(ns::ST_AREA, "unit").map(|u| u.to_ascii_lowercase()).as_deref() {
+            let (Some(mut cx), Some(mut cy)) = (get("x"), get("y")) else {
+                return None;
+            };
+            let (Some(mut w), Some(mut h)) = (get("w"), get("h")) else {
+                return None;
+            }; // a point
+            match area
+                .field_text(ns::ST_AREA, "unit")
+                .map(|u| u.to_ascii_lowercase())
+                .as_deref()
+            {
                 None | Some("normalized") => {}
                 Some("pixel") if dims.is_some() => {
                     let (dw, dh) = dims.unwrap_or((1.0, 1.0));
@@ -641,16 +764,41 @@ fn mwg_regions(packet: &Packet, label: &str, warnings: &mut Vec<String>, regions
                     return None;
                 }
             }
-            checked_rect(cx - w / 2.0, cy - h / 2.0, w, h, &format!("{label} MWG region {}", index + 1), warnings)
+            checked_rect(
+                cx - w / 2.0,
+                cy - h / 2.0,
+                w,
+                h,
+                &format!("{label} MWG region {}", index + 1),
+                warnings,
+            )
         });
         let name = region.field_text(ns::MWG_RS, "Name");
-        push_region(regions, Region { kind, name, area, source: RegionSource::Mwg });
+        push_region(
+            regions,
+            Region {
+                kind,
+                name,
+                area,
+                source: RegionSource::Mwg,
+            },
+        );
     }
 }
 
 /// `MP:RegionInfo/MPRI:Regions`: `MPReg:Rectangle` is "x, y, w, h", top-left.
-fn microsoft_regions(packet: &Packet, label: &str, warnings: &mut Vec<String>, regions: &mut Vec<Region>) {
-    let Some(list) = packet.get(ns::MP, "RegionInfo").and_then(|info| info.field(ns::MPRI, "Regions")) else { return };
+fn microsoft_regions(
+    packet: &Packet,
+    label: &str,
+    warnings: &mut Vec<String>,
+    regions: &mut Vec<Region>,
+) {
+    let Some(list) = packet
+        .get(ns::MP, "RegionInfo")
+        .and_then(|info| info.field(ns::MPRI, "Regions"))
+    else {
+        return;
+    };
     for (index, region) in list.members().into_iter().enumerate() {
         let what = format!("{label} Microsoft region {}", index + 1);
         let area = region.field_text(ns::MPREG, "Rectangle").and_then(|raw| {
@@ -658,14 +806,25 @@ fn microsoft_regions(packet: &Packet, label: &str, warnings: &mut Vec<String>, r
             match parts.as_deref() {
                 Some(&[x, y, w, h]) => checked_rect(x, y, w, h, &what, warnings),
                 _ => {
-                    warnings.push(format!("{what} rectangle {} is not \"x, y, w, h\"; area ignored", quote(&raw)));
+                    warnings.push(format!(
+                        "{what} rectangle {} is not \"x, y, w, h\"; area ignored",
+                        quote(&raw)
+                    ));
                     None
                 }
             }
         });
         let name = region.field_text(ns::MPREG, "PersonDisplayName");
         // Windows people tags mark people's faces.
-        push_region(regions, Region { kind: RegionKind::Face, name, area, source: RegionSource::Microsoft });
+        push_region(
+            regions,
+            Region {
+                kind: RegionKind::Face,
+                name,
+                area,
+                source: RegionSource::Microsoft,
+            },
+        );
     }
 }
 
@@ -678,28 +837,48 @@ fn iptc_regions(
     warnings: &mut Vec<String>,
     regions: &mut Vec<Region>,
 ) {
-    let Some(list) = packet.get(ns::IPTC_EXT, "ImageRegion") else { return };
+    let Some(list) = packet.get(ns::IPTC_EXT, "ImageRegion") else {
+        return;
+    };
     let size = image_size.map(|(w, h)| (f64::from(w), f64::from(h)));
     for (index, region) in list.members().into_iter().enumerate() {
         let what = format!("{label} IPTC image region {}", index + 1);
-        let area = region.field(ns::IPTC_EXT, "RegionBoundary").and_then(|b| iptc_area(b, size, &what, warnings));
+        let area = region
+            .field(ns::IPTC_EXT, "RegionBoundary")
+            .and_then(|b| iptc_area(b, size, &what, warnings));
         // The person's name when the region shows one, else the region's name.
         let name = region
             .field(ns::IPTC_EXT, "PersonInImage")
             .and_then(Value::text)
             .or_else(|| region.field_text(ns::IPTC_EXT, "Name"));
-        push_region(regions, Region { kind: iptc_kind(region), name, area, source: RegionSource::Iptc });
+        push_region(
+            regions,
+            Region {
+                kind: iptc_kind(region),
+                name,
+                area,
+                source: RegionSource::Iptc,
+            },
+        );
     }
 }
 
 /// From the `rCtype` entities: IPTC's `human` is a person (our faces are
 /// exported as human regions), `animal` a pet.
 fn iptc_kind(region: &Value) -> RegionKind {
-    let Some(types) = region.field(ns::IPTC_EXT, "rCtype") else { return RegionKind::Other };
+    let Some(types) = region.field(ns::IPTC_EXT, "rCtype") else {
+        return RegionKind::Other;
+    };
     let mut codes = types.members().into_iter().flat_map(|entity| {
-        let ids = entity.field(ns::XMP, "Identifier").map(Value::texts).unwrap_or_default();
+        let ids = entity
+            .field(ns::XMP, "Identifier")
+            .map(Value::texts)
+            .unwrap_or_default();
         ids.into_iter()
-            .filter_map(|id| id.split_once(IPTC_REGION_TYPES).map(|(_, code)| code.to_owned()))
+            .filter_map(|id| {
+                id.split_once(IPTC_REGION_TYPES)
+                    .map(|(_, code)| code.to_owned())
+            })
             .collect::<Vec<_>>()
     });
     codes
@@ -718,18 +897,25 @@ fn iptc_area(
     warnings: &mut Vec<String>,
 ) -> Option<NormalizedRect> {
     let number = |v: &Value, name| v.field_number(ns::IPTC_EXT, name);
-    let unit = boundary.field_text(ns::IPTC_EXT, "rbUnit").map(|u| u.to_ascii_lowercase());
+    let unit = boundary
+        .field_text(ns::IPTC_EXT, "rbUnit")
+        .map(|u| u.to_ascii_lowercase());
     // Divisors that take the boundary's units to relative ones.
     let (sx, sy) = match unit.as_deref() {
         Some("relative") => (1.0, 1.0),
         Some("pixel") => size?, // unknown image size: no area
         other => {
             let unit = other.unwrap_or("(none)");
-            warnings.push(format!("{what} has boundary unit {}; area ignored", quote(unit)));
+            warnings.push(format!(
+                "{what} has boundary unit {}; area ignored",
+                quote(unit)
+            ));
             return None;
         }
     };
-    let shape = boundary.field_text(ns::IPTC_EXT, "rbShape").map(|s| s.to_ascii_lowercase());
+    let shape = boundary
+        .field_text(ns::IPTC_EXT, "rbShape")
+        .map(|s| s.to_ascii_lowercase());
     let (x, y, w, h) = match shape.as_deref() {
         Some("rectangle") => (
             number(boundary, "rbX")? / sx,
@@ -739,10 +925,17 @@ fn iptc_area(
         ),
         Some("circle") => {
             // The radius is measured along x; its height needs the aspect ratio.
-            let (cx, cy, r) = (number(boundary, "rbX")?, number(boundary, "rbY")?, number(boundary, "rbRx")?);
+            let (cx, cy, r) = (
+                number(boundary, "rbX")?,
+                number(boundary, "rbY")?,
+                number(boundary, "rbRx")?,
+            );
             let (width, height) = size?;
-            let (rx, ry) =
-                if unit.as_deref() == Some("relative") { (r, r * width / height) } else { (r / width, r / height) };
+            let (rx, ry) = if unit.as_deref() == Some("relative") {
+                (r, r * width / height)
+            } else {
+                (r / width, r / height)
+            };
             (cx / sx - rx, cy / sy - ry, 2.0 * rx, 2.0 * ry)
         }
         Some("polygon") => {
@@ -753,15 +946,29 @@ fn iptc_area(
                 .filter_map(|v| Some((number(v, "rbX")? / sx, number(v, "rbY")? / sy)))
                 .collect();
             if vertices.len() < 3 {
-                warnings.push(format!("{what} polygon has {} usable vertices; area ignored", vertices.len()));
+                warnings.push(format!(
+                    "{what} polygon has {} usable vertices; area ignored",
+                    vertices.len()
+                ));
                 return None;
             }
-            let (x0, x1) = vertices.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
-            let (y0, y1) = vertices.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &(_, y)| (lo.min(y), hi.max(y)));
+            let (x0, x1) = vertices
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &(x, _)| {
+                    (lo.min(x), hi.max(x))
+                });
+            let (y0, y1) = vertices
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, y)| {
+                    (lo.min(y), hi.max(y))
+                });
             (x0, y0, x1 - x0, y1 - y0)
         }
         other => {
-            warnings.push(format!("{what} has boundary shape {}; area ignored", quote(other.unwrap_or("(none)"))));
+            warnings.push(format!(
+                "{what} has boundary shape {}; area ignored",
+                quote(other.unwrap_or("(none)"))
+            ));
             return None;
         }
     };
@@ -771,12 +978,21 @@ fn iptc_area(
 /// A normalised top-left rectangle, clipped to the image; `None` (with a
 /// warning) when it is empty or lies well outside the image, as values in
 /// pixels mislabelled as normalised do.
-fn checked_rect(x: f64, y: f64, w: f64, h: f64, what: &str, warnings: &mut Vec<String>) -> Option<NormalizedRect> {
+fn checked_rect(
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Option<NormalizedRect> {
     let finite = [x, y, w, h].iter().all(|v| v.is_finite());
     let lo = -EDGE_TOLERANCE;
     let hi = 1.0 + EDGE_TOLERANCE;
     if !finite || w <= 0.0 || h <= 0.0 || x < lo || y < lo || x + w > hi || y + h > hi {
-        warnings.push(format!("{what} area (x {x}, y {y}, w {w}, h {h}) is not inside the image; area ignored"));
+        warnings.push(format!(
+            "{what} area (x {x}, y {y}, w {w}, h {h}) is not inside the image; area ignored"
+        ));
         return None;
     }
     let Some((x, w)) = clip(x, w) else {
@@ -803,10 +1019,11 @@ fn clip(start: f64, length: f64) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::{ArrayKind, Packet, Value, extract, ns};
-    use crate::pipeline::metadata::{Metadata, MetadataError, NormalizedRect, RegionKind, RegionSource};
+    use crate::pipeline::metadata::{
+        Metadata, MetadataError, NormalizedRect, RegionKind, RegionSource,
+    };
 
-    const RDF_OPEN: &str =
-        r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">"#;
+    const RDF_OPEN: &str = r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">"#;
     const RDF_CLOSE: &str = "</rdf:RDF></x:xmpmeta>";
     const NAMESPACES: &str = concat!(
         r#" xmlns:dc="http://purl.org/dc/elements/1.1/""#,
@@ -847,18 +1064,25 @@ mod tests {
     }
 
     fn close(a: NormalizedRect, b: (f64, f64, f64, f64)) -> bool {
-        [a.x - b.0, a.y - b.1, a.w - b.2, a.h - b.3].iter().all(|d| d.abs() < 1e-9)
+        [a.x - b.0, a.y - b.1, a.w - b.2, a.h - b.3]
+            .iter()
+            .all(|d| d.abs() < 1e-9)
     }
 
     #[test]
     fn simple_properties_as_attributes_and_as_elements() {
-        let as_attributes = md(&packet(r#"photoshop:Credit="Attr credit" tiff:Make="NIKON" tiff:Orientation="8""#, ""));
+        let as_attributes = md(&packet(
+            r#"photoshop:Credit="Attr credit" tiff:Make="NIKON" tiff:Orientation="8""#,
+            "",
+        ));
         assert_eq!(as_attributes.credit.as_deref(), Some("Attr credit"));
         assert_eq!(as_attributes.camera_make.as_deref(), Some("NIKON"));
         assert_eq!(as_attributes.orientation, Some(8));
 
-        let as_elements =
-            md(&packet("", "<photoshop:Credit> Elem credit </photoshop:Credit><tiff:Model>D750</tiff:Model>"));
+        let as_elements = md(&packet(
+            "",
+            "<photoshop:Credit> Elem credit </photoshop:Credit><tiff:Model>D750</tiff:Model>",
+        ));
         assert_eq!(as_elements.credit.as_deref(), Some("Elem credit"));
         assert_eq!(as_elements.camera_model.as_deref(), Some("D750"));
     }
@@ -896,7 +1120,12 @@ mod tests {
         ));
         assert_eq!(
             m.licence.licensors,
-            ["Resource form", "Description form", "Description attribute form", "Attribute form"]
+            [
+                "Resource form",
+                "Description form",
+                "Description attribute form",
+                "Attribute form"
+            ]
         );
         assert_eq!(m.licence.copyright_owners, ["Lone struct"]);
     }
@@ -941,7 +1170,13 @@ mod tests {
         let m = extract(&packet, None, "XMP");
         assert_eq!(m.creator, ["Qualified Ann"]);
         assert_eq!(m.model_release_status.as_deref(), Some("MR-LMR"));
-        assert!(matches!(packet.get(ns::DC, "creator"), Some(Value::Array { kind: ArrayKind::Seq, .. })));
+        assert!(matches!(
+            packet.get(ns::DC, "creator"),
+            Some(Value::Array {
+                kind: ArrayKind::Seq,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -963,8 +1198,14 @@ mod tests {
         assert_eq!(m.licence.license_end_date.as_deref(), Some("2030-12-31"));
         assert_eq!(m.licence.license_start_date.as_deref(), Some("2024-01-01"));
         assert_eq!(m.licence.license_id.as_deref(), Some("L-7"));
-        assert_eq!(m.licence.web_statement.as_deref(), Some("https://example.com/terms"));
-        assert_eq!(m.licence.other_constraints.as_deref(), Some("Consent withdrawn"));
+        assert_eq!(
+            m.licence.web_statement.as_deref(),
+            Some("https://example.com/terms")
+        );
+        assert_eq!(
+            m.licence.other_constraints.as_deref(),
+            Some("Consent withdrawn")
+        );
     }
 
     #[test]
@@ -976,7 +1217,8 @@ mod tests {
         );
         assert_eq!(md(&wrapped).credit.as_deref(), Some("wrapped"));
         // A longer, older packet's tail after the end marker (seen in the wild).
-        let stale = format!("{wrapped}li>\n</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end=\"r\"?>");
+        let stale =
+            format!("{wrapped}li>\n</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end=\"r\"?>");
         assert_eq!(md(&stale).credit.as_deref(), Some("wrapped"));
         // The namespace header of a JPEG APP1 segment left on by mistake.
         let app1 = format!("http://ns.adobe.com/xap/1.0/\0{body}");
@@ -989,11 +1231,17 @@ mod tests {
         let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let le_bom: Vec<u8> = [0xFF, 0xFE].into_iter().chain(le.iter().copied()).collect();
-        let be32: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        let be32: Vec<u8> = text
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
         for bytes in [be, le, le_bom, be32] {
             let (packet, warnings) = Packet::parse(&bytes).expect("parses");
             assert!(warnings.is_empty());
-            assert_eq!(extract(&packet, None, "XMP").credit.as_deref(), Some("Zoë 東京"));
+            assert_eq!(
+                extract(&packet, None, "XMP").credit.as_deref(),
+                Some("Zoë 東京")
+            );
         }
     }
 
@@ -1004,17 +1252,32 @@ mod tests {
         bytes[at] = 0xEB;
         let (packet, warnings) = Packet::parse(&bytes).expect("parses");
         assert_eq!(warnings.len(), 1);
-        assert_eq!(extract(&packet, None, "XMP").credit.as_deref(), Some("Zo\u{FFFD}"));
+        assert_eq!(
+            extract(&packet, None, "XMP").credit.as_deref(),
+            Some("Zo\u{FFFD}")
+        );
     }
 
     #[test]
     fn unusable_packets_are_errors() {
         assert_eq!(Packet::parse(b""), Err(MetadataError::Empty));
         assert_eq!(Packet::parse(b"  \0\0 "), Err(MetadataError::Empty));
-        assert!(matches!(Packet::parse(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF"), Err(MetadataError::Xml(_))));
-        assert!(matches!(Packet::parse(b"<a><b></a>"), Err(MetadataError::Xml(_))));
-        assert_eq!(Packet::parse(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"), Err(MetadataError::NoRdf));
-        assert!(matches!(Packet::parse(b"not xml"), Err(MetadataError::Xml(_))));
+        assert!(matches!(
+            Packet::parse(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF"),
+            Err(MetadataError::Xml(_))
+        ));
+        assert!(matches!(
+            Packet::parse(b"<a><b></a>"),
+            Err(MetadataError::Xml(_))
+        ));
+        assert_eq!(
+            Packet::parse(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"),
+            Err(MetadataError::NoRdf)
+        );
+        assert!(matches!(
+            Packet::parse(b"not xml"),
+            Err(MetadataError::Xml(_))
+        ));
         // Entity expansion is refused outright.
         let laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
         assert!(matches!(Packet::parse(laughs), Err(MetadataError::Xml(_))));
@@ -1023,17 +1286,37 @@ mod tests {
     #[test]
     fn packets_that_would_make_the_parser_crawl_are_refused() {
         // Each element declares one more namespace: quadratic per element, cubic in all.
-        let nested: String = (0..5000).map(|i| format!("<a xmlns:p{i}='urn:{i}'>")).collect();
-        let bomb = format!("<x:xmpmeta xmlns:x='adobe:ns:meta/'>{nested}{}</x:xmpmeta>", "</a>".repeat(5000));
+        let nested: String = (0..5000)
+            .map(|i| format!("<a xmlns:p{i}='urn:{i}'>"))
+            .collect();
+        let bomb = format!(
+            "<x:xmpmeta xmlns:x='adobe:ns:meta/'>{nested}{}</x:xmpmeta>",
+            "</a>".repeat(5000)
+        );
         let started = std::time::Instant::now();
-        assert_eq!(Packet::parse(bomb.as_bytes()), Err(MetadataError::TooComplex));
+        assert_eq!(
+            Packet::parse(bomb.as_bytes()),
+            Err(MetadataError::TooComplex)
+        );
         let attributes: String = (0..20_000).map(|i| format!(" p:a{i}='v'")).collect();
         let wide = packet(&format!(r#"xmlns:p="urn:p"{attributes}"#), "");
-        assert_eq!(Packet::parse(wide.as_bytes()), Err(MetadataError::TooComplex));
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(
+            Packet::parse(wide.as_bytes()),
+            Err(MetadataError::TooComplex)
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         // Real packets are far from the limit, however large.
-        let keywords: String = (0..50_000).map(|i| format!("<rdf:li>keyword {i}</rdf:li>")).collect();
-        let big = packet("", &format!("<dc:subject><rdf:Bag>{keywords}</rdf:Bag></dc:subject>"));
+        let keywords: String = (0..50_000)
+            .map(|i| format!("<rdf:li>keyword {i}</rdf:li>"))
+            .collect();
+        let big = packet(
+            "",
+            &format!("<dc:subject><rdf:Bag>{keywords}</rdf:Bag></dc:subject>"),
+        );
         assert_eq!(md(&big).keywords.len(), 50_000);
         assert!(super::superlinear_parse_cost(&packet("", IPTC_REGIONS)) < 100_000);
     }
@@ -1043,7 +1326,12 @@ mod tests {
         let depth = 200;
         let open = "<rdf:li rdf:parseType=\"Resource\"><dc:x><rdf:Bag>".repeat(depth);
         let close = "</rdf:Bag></dc:x></rdf:li>".repeat(depth);
-        let xml = packet("", &format!("<dc:subject><rdf:Bag>{open}{close}<rdf:li>kw</rdf:li></rdf:Bag></dc:subject>"));
+        let xml = packet(
+            "",
+            &format!(
+                "<dc:subject><rdf:Bag>{open}{close}<rdf:li>kw</rdf:li></rdf:Bag></dc:subject>"
+            ),
+        );
         let (packet, warnings) = Packet::parse(xml.as_bytes()).expect("parses");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert_eq!(extract(&packet, None, "XMP").keywords, ["kw"]);
@@ -1057,25 +1345,48 @@ mod tests {
         ));
         let time = all.capture_time.unwrap();
         assert_eq!(
-            (time.local.as_str(), time.offset.as_deref(), time.source.as_str()),
-            ("2019-08-21T11:21:36.245", Some("+02:00"), "XMP exif:DateTimeOriginal")
+            (
+                time.local.as_str(),
+                time.offset.as_deref(),
+                time.source.as_str()
+            ),
+            (
+                "2019-08-21T11:21:36.245",
+                Some("+02:00"),
+                "XMP exif:DateTimeOriginal"
+            )
         );
 
-        let date_only =
-            md(&packet(r#"photoshop:DateCreated="1988-12-01" xmp:CreateDate="2022-07-31T18:53:44-05:00""#, ""));
+        let date_only = md(&packet(
+            r#"photoshop:DateCreated="1988-12-01" xmp:CreateDate="2022-07-31T18:53:44-05:00""#,
+            "",
+        ));
         let time = date_only.capture_time.unwrap();
         assert_eq!(
             (time.local.as_str(), time.source.as_str()),
-            ("1988-12-01T00:00:00", "XMP photoshop:DateCreated (date only)")
+            (
+                "1988-12-01T00:00:00",
+                "XMP photoshop:DateCreated (date only)"
+            )
         );
 
-        let create = md(&packet(r#"photoshop:DateCreated="1988" xmp:CreateDate="2002-02-02T02:02Z""#, ""));
+        let create = md(&packet(
+            r#"photoshop:DateCreated="1988" xmp:CreateDate="2002-02-02T02:02Z""#,
+            "",
+        ));
         let time = create.capture_time.unwrap();
         assert_eq!(
-            (time.local.as_str(), time.offset.as_deref(), time.source.as_str()),
+            (
+                time.local.as_str(),
+                time.offset.as_deref(),
+                time.source.as_str()
+            ),
             ("2002-02-02T02:02:00", Some("+00:00"), "XMP xmp:CreateDate")
         );
-        assert_eq!(create.warnings, ["XMP photoshop:DateCreated \"1988\" has no day; not used as capture time"]);
+        assert_eq!(
+            create.warnings,
+            ["XMP photoshop:DateCreated \"1988\" has no day; not used as capture time"]
+        );
 
         let invalid = md(&packet(r#"exif:DateTimeOriginal="yesterday""#, ""));
         assert_eq!(invalid.capture_time, None);
@@ -1089,18 +1400,36 @@ mod tests {
             "",
         ));
         let gps = m.gps.unwrap();
-        assert!((gps.latitude - 52.02).abs() < 1e-9 && (gps.longitude - -12.02).abs() < 1e-9, "{gps:?}");
+        assert!(
+            (gps.latitude - 52.02).abs() < 1e-9 && (gps.longitude - -12.02).abs() < 1e-9,
+            "{gps:?}"
+        );
         assert_eq!(gps.altitude_m, Some(-123.4));
 
-        let m = md(&packet(r#"exif:GPSLatitude="33,51,35.64S" exif:GPSLongitude="151,12,30E""#, ""));
+        let m = md(&packet(
+            r#"exif:GPSLatitude="33,51,35.64S" exif:GPSLongitude="151,12,30E""#,
+            "",
+        ));
         let gps = m.gps.unwrap();
-        assert!((gps.latitude - -(33.0 + 51.0 / 60.0 + 35.64 / 3600.0)).abs() < 1e-9, "{gps:?}");
-        assert!((gps.longitude - (151.0 + 12.5 / 60.0)).abs() < 1e-9, "{gps:?}");
+        assert!(
+            (gps.latitude - -(33.0 + 51.0 / 60.0 + 35.64 / 3600.0)).abs() < 1e-9,
+            "{gps:?}"
+        );
+        assert!(
+            (gps.longitude - (151.0 + 12.5 / 60.0)).abs() < 1e-9,
+            "{gps:?}"
+        );
         assert_eq!(gps.altitude_m, None);
 
-        let m = md(&packet(r#"exif:GPSLatitude="91,0N" exif:GPSLongitude="12,0E""#, ""));
+        let m = md(&packet(
+            r#"exif:GPSLatitude="91,0N" exif:GPSLongitude="12,0E""#,
+            "",
+        ));
         assert_eq!((m.gps, m.warnings.len()), (None, 1));
-        let m = md(&packet(r#"exif:GPSLatitude="52,1.2E" exif:GPSLongitude="12,0E""#, ""));
+        let m = md(&packet(
+            r#"exif:GPSLatitude="52,1.2E" exif:GPSLongitude="12,0E""#,
+            "",
+        ));
         assert_eq!((m.gps, m.warnings.len()), (None, 1), "E is no latitude");
     }
 
@@ -1126,16 +1455,32 @@ mod tests {
                </mwg-rs:Regions>"#,
         ));
         assert_eq!(m.warnings, Vec::<String>::new());
-        assert_eq!(m.regions.len(), 4, "the empty fifth region is dropped: {:?}", m.regions);
-        let [ann, pet, barcode, focus] = &m.regions[..] else { unreachable!() };
-        assert_eq!((ann.kind, ann.name.as_deref(), ann.source), (RegionKind::Face, Some("Ann"), RegionSource::Mwg));
+        assert_eq!(
+            m.regions.len(),
+            4,
+            "the empty fifth region is dropped: {:?}",
+            m.regions
+        );
+        let [ann, pet, barcode, focus] = &m.regions[..] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (ann.kind, ann.name.as_deref(), ann.source),
+            (RegionKind::Face, Some("Ann"), RegionSource::Mwg)
+        );
         assert!(close(ann.area.unwrap(), (0.4, 0.35, 0.2, 0.1)), "{ann:?}");
         // Centre 0.05 with width 0.2 sticks out on the left: clipped to the image.
         assert_eq!(pet.kind, RegionKind::Pet);
         assert!(close(pet.area.unwrap(), (0.0, 0.4, 0.15, 0.2)), "{pet:?}");
-        assert_eq!((barcode.kind, barcode.name.as_deref(), barcode.area), (RegionKind::Barcode, Some("EAN"), None));
+        assert_eq!(
+            (barcode.kind, barcode.name.as_deref(), barcode.area),
+            (RegionKind::Barcode, Some("EAN"), None)
+        );
         assert_eq!(focus.kind, RegionKind::Focus);
-        assert!(close(focus.area.unwrap(), (0.45, 0.45, 0.1, 0.1)), "pixel units via AppliedToDimensions: {focus:?}");
+        assert!(
+            close(focus.area.unwrap(), (0.45, 0.45, 0.1, 0.1)),
+            "pixel units via AppliedToDimensions: {focus:?}"
+        );
     }
 
     #[test]
@@ -1148,9 +1493,16 @@ mod tests {
                </rdf:li></rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>"#,
         ));
         assert_eq!(m.regions.len(), 1);
-        assert_eq!((m.regions[0].name.as_deref(), m.regions[0].area), (Some("Region 1"), None));
+        assert_eq!(
+            (m.regions[0].name.as_deref(), m.regions[0].area),
+            (Some("Region 1"), None)
+        );
         assert_eq!(m.warnings.len(), 1);
-        assert!(m.warnings[0].starts_with("XMP MWG region 1 area"), "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].starts_with("XMP MWG region 1 area"),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]
@@ -1167,10 +1519,20 @@ mod tests {
         let bill = &m.regions[0];
         assert_eq!(
             (bill.kind, bill.name.as_deref(), bill.source),
-            (RegionKind::Face, Some("Bill Murray"), RegionSource::Microsoft)
+            (
+                RegionKind::Face,
+                Some("Bill Murray"),
+                RegionSource::Microsoft
+            )
         );
-        assert!(close(bill.area.unwrap(), (0.403125, 0.330598, 0.192188, 0.288394)));
-        assert_eq!((m.regions[1].name.as_deref(), m.regions[1].area), (Some("Whole image tag"), None));
+        assert!(close(
+            bill.area.unwrap(),
+            (0.403125, 0.330598, 0.192188, 0.288394)
+        ));
+        assert_eq!(
+            (m.regions[1].name.as_deref(), m.regions[1].area),
+            (Some("Whole image tag"), None)
+        );
         assert_eq!(m.regions[2].area, None);
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
     }
@@ -1205,7 +1567,9 @@ mod tests {
     fn iptc_regions_without_image_size() {
         let m = md(&packet("", IPTC_REGIONS));
         assert_eq!(m.warnings, Vec::<String>::new());
-        let [ann, listener, speaker, pete] = &m.regions[..] else { panic!("{:?}", m.regions) };
+        let [ann, listener, speaker, pete] = &m.regions[..] else {
+            panic!("{:?}", m.regions)
+        };
         assert_eq!(
             (ann.kind, ann.name.as_deref(), ann.source),
             (RegionKind::Face, Some("Ann"), RegionSource::Iptc),
@@ -1217,17 +1581,32 @@ mod tests {
             (RegionKind::Other, Some("Listener 2"), None),
             "a circle needs the aspect ratio"
         );
-        assert_eq!((speaker.kind, speaker.name.as_deref()), (RegionKind::Pet, Some("Speaker 1")));
-        assert!(close(speaker.area.unwrap(), (0.05, 0.041, 0.325, 0.822)), "polygon bounding box: {speaker:?}");
-        assert_eq!((pete.name.as_deref(), pete.area), (Some("Pixel Pete"), None), "pixels need the image size");
+        assert_eq!(
+            (speaker.kind, speaker.name.as_deref()),
+            (RegionKind::Pet, Some("Speaker 1"))
+        );
+        assert!(
+            close(speaker.area.unwrap(), (0.05, 0.041, 0.325, 0.822)),
+            "polygon bounding box: {speaker:?}"
+        );
+        assert_eq!(
+            (pete.name.as_deref(), pete.area),
+            (Some("Pixel Pete"), None),
+            "pixels need the image size"
+        );
     }
 
     #[test]
     fn iptc_regions_with_image_size() {
         let m = md_sized(&packet("", IPTC_REGIONS), (1000, 500));
-        let [_, listener, _, pete] = &m.regions[..] else { panic!("{:?}", m.regions) };
+        let [_, listener, _, pete] = &m.regions[..] else {
+            panic!("{:?}", m.regions)
+        };
         // rbRx is relative to the width: 68 px, i.e. 0.136 of the height.
-        assert!(close(listener.area.unwrap(), (0.522, 0.29, 0.136, 0.272)), "{listener:?}");
+        assert!(
+            close(listener.area.unwrap(), (0.522, 0.29, 0.136, 0.272)),
+            "{listener:?}"
+        );
         assert!(close(pete.area.unwrap(), (0.1, 0.1, 0.2, 0.2)), "{pete:?}");
     }
 }

@@ -14,8 +14,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::crypto::{self, SecretKey, hex_encode};
 use super::StoreError;
+use super::crypto::{self, SecretKey, hex_encode};
 use crate::domain::BlobRef;
 
 #[derive(Debug, Clone)]
@@ -43,12 +43,16 @@ impl BlobStore {
         let dest_dir = dest.parent().expect("blob path has a parent");
         fs::create_dir_all(dest_dir).map_err(|e| StoreError::io(dest_dir, e))?;
         let mut file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        file.write_all(&sealed).map_err(|e| StoreError::io(&tmp, e))?;
+        file.write_all(&sealed)
+            .map_err(|e| StoreError::io(&tmp, e))?;
         file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
         drop(file);
         fs::rename(&tmp, &dest).map_err(|e| StoreError::io(&dest, e))?;
         sync_dir(dest_dir)?;
-        Ok(BlobRef { blob_id, len: plain.len() as u64 })
+        Ok(BlobRef {
+            blob_id,
+            len: plain.len() as u64,
+        })
     }
 
     pub fn get(&self, data_key: &SecretKey, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
@@ -59,7 +63,12 @@ impl BlobStore {
         let sealed = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
         let plain = crypto::decrypt_blob(data_key, &raw_id, &sealed)?;
         if plain.len() as u64 != blob.len {
-            return Err(StoreError::Corrupt(format!("blob {} has {} bytes, expected {}", blob.blob_id, plain.len(), blob.len)));
+            return Err(StoreError::Corrupt(format!(
+                "blob {} has {} bytes, expected {}",
+                blob.blob_id,
+                plain.len(),
+                blob.len
+            )));
         }
         Ok(plain)
     }
@@ -98,5 +107,7 @@ impl BlobStore {
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
 }

@@ -35,11 +35,18 @@ const SEALED_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("master key file {path} not found; create one with `consentry keygen {path}` (and keep a backup apart from the data)")]
+    #[error(
+        "master key file {path} not found; create one with `consentry keygen {path}` (and keep a backup apart from the data)"
+    )]
     KeyMissing { path: PathBuf },
     #[error("cannot read master key file {path}: {source}")]
-    KeyUnreadable { path: PathBuf, source: std::io::Error },
-    #[error("master key file {path} is readable by other users (mode {mode:04o}); run `chmod 600 {path}`")]
+    KeyUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "master key file {path} is readable by other users (mode {mode:04o}); run `chmod 600 {path}`"
+    )]
     KeyTooOpen { path: PathBuf, mode: u32 },
     #[error("master key file {path} must hold 32 bytes, raw or as 64 hex digits; found {found}")]
     KeyMalformed { path: PathBuf, found: String },
@@ -104,7 +111,10 @@ impl std::fmt::Display for KeySource {
 /// Reads the master key: the systemd credential when `$CREDENTIALS_DIRECTORY`
 /// holds one named `credential`, else `key_file`, which must be mode 0600 or
 /// stricter.
-pub fn load_master_key(key_file: &Path, credential: &str) -> Result<(SecretKey, KeySource), CryptoError> {
+pub fn load_master_key(
+    key_file: &Path,
+    credential: &str,
+) -> Result<(SecretKey, KeySource), CryptoError> {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let path = Path::new(&dir).join(credential);
         if path.exists() {
@@ -117,28 +127,48 @@ pub fn load_master_key(key_file: &Path, credential: &str) -> Result<(SecretKey, 
     let meta = match std::fs::metadata(key_file) {
         Ok(meta) => meta,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CryptoError::KeyMissing { path: key_file.to_owned() });
+            return Err(CryptoError::KeyMissing {
+                path: key_file.to_owned(),
+            });
         }
-        Err(source) => return Err(CryptoError::KeyUnreadable { path: key_file.to_owned(), source }),
+        Err(source) => {
+            return Err(CryptoError::KeyUnreadable {
+                path: key_file.to_owned(),
+                source,
+            });
+        }
     };
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(CryptoError::KeyTooOpen { path: key_file.to_owned(), mode });
+        return Err(CryptoError::KeyTooOpen {
+            path: key_file.to_owned(),
+            mode,
+        });
     }
-    Ok((read_key_file(key_file)?, KeySource::File(key_file.to_owned())))
+    Ok((
+        read_key_file(key_file)?,
+        KeySource::File(key_file.to_owned()),
+    ))
 }
 
 fn read_key_file(path: &Path) -> Result<SecretKey, CryptoError> {
     let raw = Zeroizing::new(
-        std::fs::read(path).map_err(|source| CryptoError::KeyUnreadable { path: path.to_owned(), source })?,
+        std::fs::read(path).map_err(|source| CryptoError::KeyUnreadable {
+            path: path.to_owned(),
+            source,
+        })?,
     );
-    let malformed = |found: String| CryptoError::KeyMalformed { path: path.to_owned(), found };
+    let malformed = |found: String| CryptoError::KeyMalformed {
+        path: path.to_owned(),
+        found,
+    };
     if raw.len() == KEY_LEN {
         let mut bytes = [0u8; KEY_LEN];
         bytes.copy_from_slice(&raw);
         return Ok(SecretKey::from_bytes(bytes));
     }
-    let text = std::str::from_utf8(&raw).map_err(|_| malformed(format!("{} bytes of binary data", raw.len())))?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| malformed(format!("{} bytes of binary data", raw.len())))?;
     let hex = text.trim();
     if hex.len() != 2 * KEY_LEN {
         return Err(malformed(format!("{} characters of text", hex.len())));
@@ -164,7 +194,11 @@ pub fn generate_key_file(path: &Path) -> Result<(), std::io::Error> {
         hex.push_str(&format!("{byte:02x}"));
     }
     hex.push('\n');
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(hex.as_bytes())?;
     file.sync_all()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -189,13 +223,19 @@ impl Keyring {
     pub fn new(master: SecretKey) -> Keyring {
         let records = master.derive("consentry 2026-11 catalogue record sealing key v1");
         let index = master.derive("consentry 2026-11 catalogue index key v1");
-        Keyring { master, records, index }
+        Keyring {
+            master,
+            records,
+            index,
+        }
     }
 
     /// A public, non-secret fingerprint that identifies the master key; stored
     /// beside the data so a wrong key is caught before anything is touched.
     pub fn fingerprint(&self) -> String {
-        let check = self.master.derive("consentry 2026-11 master key fingerprint v1");
+        let check = self
+            .master
+            .derive("consentry 2026-11 master key fingerprint v1");
         hex_encode(&check.0[..16])
     }
 
@@ -215,12 +255,17 @@ impl Keyring {
         Ok((data_key, WrappedKey(wrapped)))
     }
 
-    pub fn unwrap_data_key(&self, asset_id: &str, wrapped: &WrappedKey) -> Result<SecretKey, CryptoError> {
+    pub fn unwrap_data_key(
+        &self,
+        asset_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<SecretKey, CryptoError> {
         let what = || format!("the data key of asset {asset_id}");
         let plain = Zeroizing::new(open(&self.master, &wrapped.0, &wrap_aad(asset_id), what)?);
-        let bytes: [u8; KEY_LEN] = plain[..]
-            .try_into()
-            .map_err(|_| CryptoError::Malformed { what: what(), detail: format!("{} bytes", plain.len()) })?;
+        let bytes: [u8; KEY_LEN] = plain[..].try_into().map_err(|_| CryptoError::Malformed {
+            what: what(),
+            detail: format!("{} bytes", plain.len()),
+        })?;
         Ok(SecretKey::from_bytes(bytes))
     }
 
@@ -230,7 +275,9 @@ impl Keyring {
     }
 
     pub fn open_record(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        open(&self.records, sealed, context, || "a catalogue record".to_owned())
+        open(&self.records, sealed, context, || {
+            "a catalogue record".to_owned()
+        })
     }
 }
 
@@ -244,7 +291,10 @@ fn seal(key: &SecretKey, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoErro
     let ciphertext = key
         .cipher()
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
-        .map_err(|_| CryptoError::Malformed { what: "a record".into(), detail: "encryption failed".into() })?;
+        .map_err(|_| CryptoError::Malformed {
+            what: "a record".into(),
+            detail: "encryption failed".into(),
+        })?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
     out.push(SEALED_VERSION);
     out.extend_from_slice(&nonce);
@@ -252,17 +302,35 @@ fn seal(key: &SecretKey, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoErro
     Ok(out)
 }
 
-fn open(key: &SecretKey, sealed: &[u8], aad: &[u8], what: impl Fn() -> String) -> Result<Vec<u8>, CryptoError> {
+fn open(
+    key: &SecretKey,
+    sealed: &[u8],
+    aad: &[u8],
+    what: impl Fn() -> String,
+) -> Result<Vec<u8>, CryptoError> {
     if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != SEALED_VERSION {
-        return Err(CryptoError::Malformed { what: what(), detail: "unknown format or too short".into() });
+        return Err(CryptoError::Malformed {
+            what: what(),
+            detail: "unknown format or too short".into(),
+        });
     }
     key.cipher()
-        .decrypt(XNonce::from_slice(&sealed[1..=NONCE_LEN]), Payload { msg: &sealed[1 + NONCE_LEN..], aad })
+        .decrypt(
+            XNonce::from_slice(&sealed[1..=NONCE_LEN]),
+            Payload {
+                msg: &sealed[1 + NONCE_LEN..],
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Authentication { what: what() })
 }
 
 /// Encrypts `plain` as a blob whose identity `blob_id` is bound into every chunk.
-pub fn encrypt_blob(data_key: &SecretKey, blob_id: &[u8; 16], plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn encrypt_blob(
+    data_key: &SecretKey,
+    blob_id: &[u8; 16],
+    plain: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut prefix = [0u8; 16];
     fill_random(&mut prefix)?;
     let mut header = [0u8; BLOB_HEADER_LEN];
@@ -278,17 +346,33 @@ pub fn encrypt_blob(data_key: &SecretKey, blob_id: &[u8; 16], plain: &[u8]) -> R
         let end = (start + CHUNK_LEN).min(plain.len());
         let nonce = chunk_nonce(&prefix, chunk_idx, chunk_idx + 1 == n_chunks)?;
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain[start..end], aad: &header })
-            .map_err(|_| CryptoError::Malformed { what: "a blob".into(), detail: "encryption failed".into() })?;
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain[start..end],
+                    aad: &header,
+                },
+            )
+            .map_err(|_| CryptoError::Malformed {
+                what: "a blob".into(),
+                detail: "encryption failed".into(),
+            })?;
         out.extend_from_slice(&ct);
     }
     Ok(out)
 }
 
-pub fn decrypt_blob(data_key: &SecretKey, blob_id: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn decrypt_blob(
+    data_key: &SecretKey,
+    blob_id: &[u8; 16],
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let what = || format!("blob {}", hex_encode(blob_id));
     if sealed.len() < BLOB_HEADER_LEN + TAG_LEN || &sealed[..8] != BLOB_MAGIC {
-        return Err(CryptoError::Malformed { what: what(), detail: "not a consentry blob".into() });
+        return Err(CryptoError::Malformed {
+            what: what(),
+            detail: "not a consentry blob".into(),
+        });
     }
     let header = &sealed[..BLOB_HEADER_LEN];
     if &header[8..24] != blob_id {
@@ -304,16 +388,28 @@ pub fn decrypt_blob(data_key: &SecretKey, blob_id: &[u8; 16], sealed: &[u8]) -> 
         let end = (start + CHUNK_LEN + TAG_LEN).min(body.len());
         let nonce = chunk_nonce(&prefix, chunk_idx, chunk_idx + 1 == n_chunks)?;
         let plain = cipher
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &body[start..end], aad: header })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &body[start..end],
+                    aad: header,
+                },
+            )
             .map_err(|_| CryptoError::Authentication { what: what() })?;
         out.extend_from_slice(&plain);
     }
     Ok(out)
 }
 
-fn chunk_nonce(prefix: &[u8; 16], chunk_idx: usize, last: bool) -> Result<[u8; NONCE_LEN], CryptoError> {
-    let counter = u32::try_from(chunk_idx)
-        .map_err(|_| CryptoError::Malformed { what: "a blob".into(), detail: "too many chunks".into() })?;
+fn chunk_nonce(
+    prefix: &[u8; 16],
+    chunk_idx: usize,
+    last: bool,
+) -> Result<[u8; NONCE_LEN], CryptoError> {
+    let counter = u32::try_from(chunk_idx).map_err(|_| CryptoError::Malformed {
+        what: "a blob".into(),
+        detail: "too many chunks".into(),
+    })?;
     let mut nonce = [0u8; NONCE_LEN];
     nonce[..16].copy_from_slice(prefix);
     nonce[16..20].copy_from_slice(&counter.to_be_bytes());
@@ -323,17 +419,22 @@ fn chunk_nonce(prefix: &[u8; 16], chunk_idx: usize, last: bool) -> Result<[u8; N
 
 pub fn hex_encode(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 mod hex_bytes {
@@ -361,10 +462,21 @@ mod tests {
     fn blob_round_trip_at_chunk_boundaries() {
         let key = SecretKey::random().unwrap();
         let id = [7u8; 16];
-        for len in [0, 1, CHUNK_LEN - 1, CHUNK_LEN, CHUNK_LEN + 1, 3 * CHUNK_LEN + 17] {
+        for len in [
+            0,
+            1,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            3 * CHUNK_LEN + 17,
+        ] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let sealed = encrypt_blob(&key, &id, &plain).unwrap();
-            assert_eq!(decrypt_blob(&key, &id, &sealed).unwrap(), plain, "len {len}");
+            assert_eq!(
+                decrypt_blob(&key, &id, &sealed).unwrap(),
+                plain,
+                "len {len}"
+            );
         }
     }
 
@@ -376,8 +488,14 @@ mod tests {
         let sealed = encrypt_blob(&key, &id, &plain).unwrap();
         // Dropping the last chunk leaves a valid-looking prefix: the last-chunk flag catches it.
         let cut = BLOB_HEADER_LEN + 2 * (CHUNK_LEN + TAG_LEN);
-        assert!(matches!(decrypt_blob(&key, &id, &sealed[..cut]), Err(CryptoError::Authentication { .. })));
-        assert!(decrypt_blob(&key, &[2u8; 16], &sealed).is_err(), "a blob must not open under another id");
+        assert!(matches!(
+            decrypt_blob(&key, &id, &sealed[..cut]),
+            Err(CryptoError::Authentication { .. })
+        ));
+        assert!(
+            decrypt_blob(&key, &[2u8; 16], &sealed).is_err(),
+            "a blob must not open under another id"
+        );
         let mut flipped = sealed.clone();
         flipped[BLOB_HEADER_LEN + 5] ^= 1;
         assert!(decrypt_blob(&key, &id, &flipped).is_err());
@@ -388,8 +506,14 @@ mod tests {
     fn data_keys_wrap_per_asset_and_fail_under_another_master() {
         let ring = keyring();
         let (data_key, wrapped) = ring.new_data_key("abc").unwrap();
-        assert_eq!(ring.unwrap_data_key("abc", &wrapped).unwrap().0[..], data_key.0[..]);
-        assert!(ring.unwrap_data_key("abd", &wrapped).is_err(), "a wrapped key is bound to its asset");
+        assert_eq!(
+            ring.unwrap_data_key("abc", &wrapped).unwrap().0[..],
+            data_key.0[..]
+        );
+        assert!(
+            ring.unwrap_data_key("abd", &wrapped).is_err(),
+            "a wrapped key is bound to its asset"
+        );
         assert!(keyring().unwrap_data_key("abc", &wrapped).is_err());
     }
 
@@ -397,7 +521,10 @@ mod tests {
     fn records_are_bound_to_their_context() {
         let ring = keyring();
         let sealed = ring.seal_record(b"assets/1", b"{\"x\":1}").unwrap();
-        assert_eq!(ring.open_record(b"assets/1", &sealed).unwrap(), b"{\"x\":1}");
+        assert_eq!(
+            ring.open_record(b"assets/1", &sealed).unwrap(),
+            b"{\"x\":1}"
+        );
         assert!(ring.open_record(b"assets/2", &sealed).is_err());
         assert!(!sealed.windows(7).any(|w| w == b"{\"x\":1}"));
     }
@@ -408,12 +535,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         generate_key_file(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(generate_key_file(&path).is_err(), "never overwrite a master key");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            generate_key_file(&path).is_err(),
+            "never overwrite a master key"
+        );
         let (key, source) = load_master_key(&path, "none").unwrap();
         assert_eq!(source, KeySource::File(path.clone()));
         let fingerprint = Keyring::new(key).fingerprint();
-        assert_eq!(Keyring::new(load_master_key(&path, "none").unwrap().0).fingerprint(), fingerprint);
+        assert_eq!(
+            Keyring::new(load_master_key(&path, "none").unwrap().0).fingerprint(),
+            fingerprint
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_master_key(&path, "none").unwrap_err().to_string();
@@ -427,14 +563,23 @@ mod tests {
         let bad = dir.path().join("bad.key");
         std::fs::write(&bad, "not a key\n").unwrap();
         std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(load_master_key(&bad, "none"), Err(CryptoError::KeyMalformed { .. })));
-        assert!(matches!(load_master_key(&dir.path().join("nope"), "none"), Err(CryptoError::KeyMissing { .. })));
+        assert!(matches!(
+            load_master_key(&bad, "none"),
+            Err(CryptoError::KeyMalformed { .. })
+        ));
+        assert!(matches!(
+            load_master_key(&dir.path().join("nope"), "none"),
+            Err(CryptoError::KeyMissing { .. })
+        ));
     }
 
     #[test]
     fn index_keys_are_keyed_and_unambiguous() {
         let ring = keyring();
-        assert_ne!(ring.index_key(&[b"ab", b"c"]), ring.index_key(&[b"a", b"bc"]));
+        assert_ne!(
+            ring.index_key(&[b"ab", b"c"]),
+            ring.index_key(&[b"a", b"bc"])
+        );
         assert_ne!(ring.index_key(&[b"x"]), keyring().index_key(&[b"x"]));
     }
 }

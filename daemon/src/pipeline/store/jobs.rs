@@ -30,7 +30,9 @@ impl JobId {
     }
 
     fn from_key(key: &[u8]) -> Result<JobId, StoreError> {
-        let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("job key".into()))?;
+        let bytes: [u8; 8] = key
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("job key".into()))?;
         Ok(JobId(u64::from_be_bytes(bytes)))
     }
 }
@@ -90,7 +92,11 @@ pub struct QueueSummary {
 
 impl Store {
     /// Queues `job` unless a job with the same `dedupe` parts is already queued.
-    pub fn push_job<T: Serialize>(&self, dedupe: &[&[u8]], job: &T) -> Result<Option<JobId>, StoreError> {
+    pub fn push_job<T: Serialize>(
+        &self,
+        dedupe: &[&[u8]],
+        job: &T,
+    ) -> Result<Option<JobId>, StoreError> {
         let dedupe_key = self.keys.index_key(dedupe).to_vec();
         if self.job_by_source.contains_key(&dedupe_key)? {
             return Ok(None);
@@ -105,18 +111,24 @@ impl Store {
             lease: None,
             enqueued_at_ms: now,
         };
-        let stored = StoredJob { job, dedupe_key: dedupe_key.clone(), last_error: None };
+        let stored = StoredJob {
+            job,
+            dedupe_key: dedupe_key.clone(),
+            last_error: None,
+        };
         let sealed = self.seal(TREE_JOBS, &id.key(), &stored)?;
         let state_raw = to_json(&state)?;
-        let pushed = (&self.jobs, &self.job_state, &self.job_by_source).transaction(|(jobs, job_state, by_source)| {
-            if by_source.get(&dedupe_key)?.is_some() {
-                return Ok(false);
-            }
-            jobs.insert(&id.key(), sealed.as_slice())?;
-            job_state.insert(&id.key(), state_raw.as_slice())?;
-            by_source.insert(dedupe_key.as_slice(), &id.key())?;
-            Ok(true)
-        });
+        let pushed = (&self.jobs, &self.job_state, &self.job_by_source).transaction(
+            |(jobs, job_state, by_source)| {
+                if by_source.get(&dedupe_key)?.is_some() {
+                    return Ok(false);
+                }
+                jobs.insert(&id.key(), sealed.as_slice())?;
+                job_state.insert(&id.key(), state_raw.as_slice())?;
+                by_source.insert(dedupe_key.as_slice(), &id.key())?;
+                Ok(true)
+            },
+        );
         Ok(unwrap_tx(pushed)?.then_some(id))
     }
 
@@ -137,32 +149,54 @@ impl Store {
                 None if state.not_before_ms <= now => {}
                 None => continue,
                 Some(lease) if lease.boot != boot => next.interrupted += 1,
-                Some(lease) if now.saturating_sub(lease.heartbeat_ms) > lease_ms => next.interrupted += 1,
+                Some(lease) if now.saturating_sub(lease.heartbeat_ms) > lease_ms => {
+                    next.interrupted += 1
+                }
                 Some(_) => continue,
             }
-            next.lease = Some(Lease { boot, worker: worker.to_owned(), heartbeat_ms: now });
-            if self.job_state.compare_and_swap(&key, Some(raw), Some(to_json(&next)?))?.is_err() {
+            next.lease = Some(Lease {
+                boot,
+                worker: worker.to_owned(),
+                heartbeat_ms: now,
+            });
+            if self
+                .job_state
+                .compare_and_swap(&key, Some(raw), Some(to_json(&next)?))?
+                .is_err()
+            {
                 continue; // another worker was faster
             }
             let id = JobId::from_key(&key)?;
             let Some(sealed) = self.jobs.get(key)? else {
-                return Err(StoreError::Corrupt(format!("{id} has a state but no payload")));
+                return Err(StoreError::Corrupt(format!(
+                    "{id} has a state but no payload"
+                )));
             };
             let stored: StoredJob<T> = self.unseal(TREE_JOBS, &id.key(), &sealed)?;
-            return Ok(Some(ClaimedJob { id, job: stored.job, state: next, last_error: stored.last_error }));
+            return Ok(Some(ClaimedJob {
+                id,
+                job: stored.job,
+                state: next,
+                last_error: stored.last_error,
+            }));
         }
         Ok(None)
     }
 
     /// Renews a lease. Returns false if the job is no longer ours.
     pub fn heartbeat(&self, id: JobId, boot: u64, now: u64) -> Result<bool, StoreError> {
-        let Some(raw) = self.job_state.get(id.key())? else { return Ok(false) };
+        let Some(raw) = self.job_state.get(id.key())? else {
+            return Ok(false);
+        };
         let mut state: JobState = from_json(&raw)?;
         match &mut state.lease {
             Some(lease) if lease.boot == boot => lease.heartbeat_ms = now,
             _ => return Ok(false),
         }
-        Ok(self.job_state.compare_and_swap(id.key(), Some(raw), Some(to_json(&state)?))?.is_ok())
+        Ok(self
+            .job_state
+            .compare_and_swap(id.key(), Some(raw), Some(to_json(&state)?))?
+            .is_ok())
     }
 
     /// Gives a job back after a failed attempt; it becomes due at `not_before_ms`.
@@ -176,18 +210,26 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let key = id.key();
-        let sealed = self.jobs.get(key)?.ok_or_else(|| StoreError::Corrupt(format!("{id} vanished")))?;
+        let sealed = self
+            .jobs
+            .get(key)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{id} vanished")))?;
         let mut stored: StoredJob<T> = self.unseal(TREE_JOBS, &key, &sealed)?;
         if error.is_some() {
             stored.last_error = error.map(str::to_owned);
         }
         let resealed = self.seal(TREE_JOBS, &key, &stored)?;
         let result = (&self.jobs, &self.job_state).transaction(|(jobs, job_state)| {
-            let Some(mut state) = tx_get_json::<JobState>(job_state, &key)? else { return Ok(()) };
+            let Some(mut state) = tx_get_json::<JobState>(job_state, &key)? else {
+                return Ok(());
+            };
             state.attempts += u32::from(count_attempt);
             state.not_before_ms = not_before_ms;
             state.lease = None;
-            job_state.insert(&key, to_json(&state).map_err(sled::transaction::ConflictableTransactionError::Abort)?)?;
+            job_state.insert(
+                &key,
+                to_json(&state).map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+            )?;
             jobs.insert(&key, resealed.as_slice())?;
             Ok(())
         });
@@ -198,24 +240,32 @@ impl Store {
     pub fn finish_job(&self, id: JobId) -> Result<(), StoreError> {
         let key = id.key();
         let dedupe_key = match self.jobs.get(key)? {
-            Some(sealed) => self.unseal::<StoredJob<serde::de::IgnoredAny>>(TREE_JOBS, &key, &sealed)?.dedupe_key,
+            Some(sealed) => {
+                self.unseal::<StoredJob<serde::de::IgnoredAny>>(TREE_JOBS, &key, &sealed)?
+                    .dedupe_key
+            }
             None => Vec::new(),
         };
-        let result = (&self.jobs, &self.job_state, &self.job_by_source).transaction(|(jobs, job_state, by_source)| {
-            jobs.remove(&key)?;
-            job_state.remove(&key)?;
-            if by_source.get(&dedupe_key)?.as_deref() == Some(&key[..]) {
-                by_source.remove(dedupe_key.as_slice())?;
-            }
-            Ok(())
-        });
+        let result = (&self.jobs, &self.job_state, &self.job_by_source).transaction(
+            |(jobs, job_state, by_source)| {
+                jobs.remove(&key)?;
+                job_state.remove(&key)?;
+                if by_source.get(&dedupe_key)?.as_deref() == Some(&key[..]) {
+                    by_source.remove(dedupe_key.as_slice())?;
+                }
+                Ok(())
+            },
+        );
         unwrap_tx(result)
     }
 
     /// Marks a job committed outside an asset commit (e.g. after a quarantine
     /// record that reused an existing asset).
     pub fn mark_committed(&self, id: JobId) -> Result<(), StoreError> {
-        unwrap_tx(self.job_state.transaction(|job_state| mark_committed_tx(job_state, id)))?;
+        unwrap_tx(
+            self.job_state
+                .transaction(|job_state| mark_committed_tx(job_state, id)),
+        )?;
         self.flush()
     }
 
@@ -247,7 +297,10 @@ pub(crate) fn mark_committed_tx(job_state: &TransactionalTree, id: JobId) -> TxR
     let key = id.key();
     if let Some(mut state) = tx_get_json::<JobState>(job_state, &key)? {
         state.committed = true;
-        job_state.insert(&key, to_json(&state).map_err(sled::transaction::ConflictableTransactionError::Abort)?)?;
+        job_state.insert(
+            &key,
+            to_json(&state).map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+        )?;
     }
     Ok(())
 }

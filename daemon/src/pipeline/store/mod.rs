@@ -50,17 +50,29 @@ pub enum StoreError {
         "the master key ({source_desc}, fingerprint {found}) does not match this data directory {data_dir} \
          (expects fingerprint {expected}); restore the right key file. Nothing was changed"
     )]
-    WrongKey { source_desc: String, found: String, expected: String, data_dir: PathBuf },
-    #[error("data directory {0} holds a catalogue but no keycheck file; refusing to guess which key it was written with")]
+    WrongKey {
+        source_desc: String,
+        found: String,
+        expected: String,
+        data_dir: PathBuf,
+    },
+    #[error(
+        "data directory {0} holds a catalogue but no keycheck file; refusing to guess which key it was written with"
+    )]
     MissingKeycheck(PathBuf),
     #[error("the catalogue in {path} is in use by another process (is consentryd running?)")]
     Locked { path: PathBuf },
-    #[error("catalogue schema version {found} is newer than this program understands ({SCHEMA_VERSION}); upgrade consentry")]
+    #[error(
+        "catalogue schema version {found} is newer than this program understands ({SCHEMA_VERSION}); upgrade consentry"
+    )]
     SchemaTooNew { found: u32 },
     #[error("catalogue error: {0}")]
     Sled(#[from] sled::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt catalogue record: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -69,7 +81,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
-        StoreError::Io { path: path.to_owned(), source }
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -108,12 +123,17 @@ impl Store {
     /// Loads the master key, checks it against the data directory, then opens
     /// the catalogue. A wrong key fails before sled or any file is touched.
     pub fn open(config: &StoreConfig) -> Result<(Store, KeySource), StoreError> {
-        let (master, source) = crypto::load_master_key(&config.master_key_file, &config.master_key_credential)?;
+        let (master, source) =
+            crypto::load_master_key(&config.master_key_file, &config.master_key_credential)?;
         let store = Store::open_with_key(config, master, &source.to_string())?;
         Ok((store, source))
     }
 
-    pub fn open_with_key(config: &StoreConfig, master: SecretKey, source_desc: &str) -> Result<Store, StoreError> {
+    pub fn open_with_key(
+        config: &StoreConfig,
+        master: SecretKey,
+        source_desc: &str,
+    ) -> Result<Store, StoreError> {
         let keys = Keyring::new(master);
         let data_dir = config.data_dir.clone();
         let keycheck_path = data_dir.join(KEYCHECK_FILE);
@@ -138,8 +158,11 @@ impl Store {
                 std::fs::create_dir_all(&data_dir).map_err(|e| StoreError::io(&data_dir, e))?;
                 let tmp = data_dir.join("keycheck.tmp");
                 let mut file = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-                writeln!(file, "{fingerprint}").and_then(|()| file.sync_all()).map_err(|e| StoreError::io(&tmp, e))?;
-                std::fs::rename(&tmp, &keycheck_path).map_err(|e| StoreError::io(&keycheck_path, e))?;
+                writeln!(file, "{fingerprint}")
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| StoreError::io(&tmp, e))?;
+                std::fs::rename(&tmp, &keycheck_path)
+                    .map_err(|e| StoreError::io(&keycheck_path, e))?;
                 blobs::sync_dir(&data_dir)?;
             }
             Err(err) => return Err(StoreError::io(&keycheck_path, err)),
@@ -151,7 +174,9 @@ impl Store {
             .open()
             .map_err(|err| match err {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    StoreError::Locked { path: catalogue_path.clone() }
+                    StoreError::Locked {
+                        path: catalogue_path.clone(),
+                    }
                 }
                 other => StoreError::Sled(other),
             })?;
@@ -174,7 +199,8 @@ impl Store {
     fn migrate(&self) -> Result<(), StoreError> {
         match self.meta.get(KEY_SCHEMA_VERSION)? {
             None => {
-                self.meta.insert(KEY_SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_bytes())?;
+                self.meta
+                    .insert(KEY_SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_bytes())?;
                 self.db.flush()?;
             }
             Some(raw) => {
@@ -215,7 +241,12 @@ impl Store {
         Ok(self.keys.seal_record(&record_context(tree, key), &plain)?)
     }
 
-    fn unseal<T: DeserializeOwned>(&self, tree: &str, key: &[u8], sealed: &[u8]) -> Result<T, StoreError> {
+    fn unseal<T: DeserializeOwned>(
+        &self,
+        tree: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<T, StoreError> {
         let plain = self.keys.open_record(&record_context(tree, key), sealed)?;
         serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(format!("{tree}: {e}")))
     }
@@ -224,7 +255,10 @@ impl Store {
 
     pub fn asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError> {
         let key = id.key_bytes();
-        self.assets.get(&key)?.map(|raw| self.unseal(TREE_ASSETS, &key, &raw)).transpose()
+        self.assets
+            .get(&key)?
+            .map(|raw| self.unseal(TREE_ASSETS, &key, &raw))
+            .transpose()
     }
 
     /// Every asset, in id order.
@@ -246,7 +280,10 @@ impl Store {
         }
         for asset in self.assets() {
             let asset = asset?;
-            *counts.by_status.entry(asset.status.as_str().to_owned()).or_default() += 1;
+            *counts
+                .by_status
+                .entry(asset.status.as_str().to_owned())
+                .or_default() += 1;
             *counts
                 .by_collection
                 .entry(asset.collection.clone())
@@ -271,7 +308,10 @@ impl Store {
     /// The asset a drop was already committed as, if any (used for `keep` shares).
     pub fn asset_for_source(&self, source: &SourceRef) -> Result<Option<AssetId>, StoreError> {
         let key = self.source_key(source);
-        self.sources.get(&key)?.map(|raw| self.unseal(TREE_SOURCES, &key, &raw)).transpose()
+        self.sources
+            .get(&key)?
+            .map(|raw| self.unseal(TREE_SOURCES, &key, &raw))
+            .transpose()
     }
 
     /// Adds `source` to the asset with this id if it exists. Used before doing any
@@ -294,8 +334,15 @@ impl Store {
     /// source index and marks the job committed: one transaction, then a flush.
     /// On [`CommitOutcome::AddedSource`]/`AlreadyCommitted` the caller's new blobs
     /// are unreferenced and the caller deletes them.
-    pub fn commit_asset(&self, asset: &Asset, job: Option<jobs::JobId>) -> Result<CommitOutcome, StoreError> {
-        let source = asset.sources.first().ok_or_else(|| StoreError::Corrupt("asset without source".into()))?;
+    pub fn commit_asset(
+        &self,
+        asset: &Asset,
+        job: Option<jobs::JobId>,
+    ) -> Result<CommitOutcome, StoreError> {
+        let source = asset
+            .sources
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("asset without source".into()))?;
         self.commit_inner(Some(asset), source, &asset.id, job)
     }
 
@@ -309,39 +356,45 @@ impl Store {
         let asset_key = id.key_bytes();
         let source_key = self.source_key(source);
         let sealed_source_index = self.seal(TREE_SOURCES, &source_key, id)?;
-        let result = (&self.assets, &self.sources, &self.job_state).transaction(|(assets, sources, job_state)| {
-            let outcome = match assets.get(&asset_key)? {
-                None => {
-                    let Some(asset) = new_asset else {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(format!(
-                            "asset {id} vanished while adding a source"
-                        ))));
-                    };
-                    let sealed = self.seal(TREE_ASSETS, &asset_key, asset).map_err(ConflictableTransactionError::Abort)?;
-                    assets.insert(asset_key.as_slice(), sealed)?;
-                    CommitOutcome::Created
-                }
-                Some(raw) => {
-                    let mut existing: Asset =
-                        self.unseal(TREE_ASSETS, &asset_key, &raw).map_err(ConflictableTransactionError::Abort)?;
-                    if existing.sources.iter().any(|s| s.same_drop(source)) {
-                        CommitOutcome::AlreadyCommitted
-                    } else {
-                        existing.sources.push(source.clone());
-                        existing.updated_at_ms = crate::clock::now_ms();
-                        let sealed =
-                            self.seal(TREE_ASSETS, &asset_key, &existing).map_err(ConflictableTransactionError::Abort)?;
+        let result = (&self.assets, &self.sources, &self.job_state).transaction(
+            |(assets, sources, job_state)| {
+                let outcome = match assets.get(&asset_key)? {
+                    None => {
+                        let Some(asset) = new_asset else {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                format!("asset {id} vanished while adding a source"),
+                            )));
+                        };
+                        let sealed = self
+                            .seal(TREE_ASSETS, &asset_key, asset)
+                            .map_err(ConflictableTransactionError::Abort)?;
                         assets.insert(asset_key.as_slice(), sealed)?;
-                        CommitOutcome::AddedSource
+                        CommitOutcome::Created
                     }
+                    Some(raw) => {
+                        let mut existing: Asset = self
+                            .unseal(TREE_ASSETS, &asset_key, &raw)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if existing.sources.iter().any(|s| s.same_drop(source)) {
+                            CommitOutcome::AlreadyCommitted
+                        } else {
+                            existing.sources.push(source.clone());
+                            existing.updated_at_ms = crate::clock::now_ms();
+                            let sealed = self
+                                .seal(TREE_ASSETS, &asset_key, &existing)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            assets.insert(asset_key.as_slice(), sealed)?;
+                            CommitOutcome::AddedSource
+                        }
+                    }
+                };
+                sources.insert(source_key.as_slice(), sealed_source_index.as_slice())?;
+                if let Some(job_id) = job {
+                    jobs::mark_committed_tx(job_state, job_id)?;
                 }
-            };
-            sources.insert(source_key.as_slice(), sealed_source_index.as_slice())?;
-            if let Some(job_id) = job {
-                jobs::mark_committed_tx(job_state, job_id)?;
-            }
-            Ok(outcome)
-        });
+                Ok(outcome)
+            },
+        );
         let outcome = unwrap_tx(result)?;
         self.flush()?;
         Ok(outcome)
@@ -373,12 +426,14 @@ impl Store {
     /// encrypted); queued jobs are not exported (drops are rescanned).
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, StoreError> {
         let io = |e| StoreError::io(Path::new("<export>"), e);
-        let header = serde_json::json!({ "type": "consentry-export", "schema_version": SCHEMA_VERSION });
+        let header =
+            serde_json::json!({ "type": "consentry-export", "schema_version": SCHEMA_VERSION });
         writeln!(out, "{header}").map_err(io)?;
         let mut n = 0;
         for asset in self.assets() {
             let line = ExportLine::Asset(asset?);
-            serde_json::to_writer(&mut *out, &line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.write_all(b"\n").map_err(io)?;
             n += 1;
         }
@@ -389,18 +444,25 @@ impl Store {
     /// Reads an export into this (empty) catalogue and rebuilds the indexes.
     pub fn import(&self, input: &mut dyn BufRead) -> Result<u64, StoreError> {
         if !self.assets.is_empty() {
-            return Err(StoreError::Import("the catalogue is not empty; import only into a new data directory".into()));
+            return Err(StoreError::Import(
+                "the catalogue is not empty; import only into a new data directory".into(),
+            ));
         }
         let mut lines = input.lines().enumerate();
-        let (_, header) = lines.next().ok_or_else(|| StoreError::Import("empty export file".into()))?;
-        let header: serde_json::Value = serde_json::from_str(&header.map_err(|e| StoreError::io(Path::new("<import>"), e))?)
-            .map_err(|e| StoreError::Import(format!("line 1: {e}")))?;
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| StoreError::Import("empty export file".into()))?;
+        let header: serde_json::Value =
+            serde_json::from_str(&header.map_err(|e| StoreError::io(Path::new("<import>"), e))?)
+                .map_err(|e| StoreError::Import(format!("line 1: {e}")))?;
         if header["type"] != "consentry-export" {
             return Err(StoreError::Import("line 1: not a consentry export".into()));
         }
         let version = header["schema_version"].as_u64().unwrap_or(u64::MAX);
         if version > u64::from(SCHEMA_VERSION) {
-            return Err(StoreError::Import(format!("export has schema version {version}, newer than {SCHEMA_VERSION}")));
+            return Err(StoreError::Import(format!(
+                "export has schema version {version}, newer than {SCHEMA_VERSION}"
+            )));
         }
         let mut n = 0;
         for (idx, line) in lines {
@@ -408,14 +470,18 @@ impl Store {
             if line.trim().is_empty() {
                 continue;
             }
-            let record: ExportLine =
-                serde_json::from_str(&line).map_err(|e| StoreError::Import(format!("line {}: {e}", idx + 1)))?;
+            let record: ExportLine = serde_json::from_str(&line)
+                .map_err(|e| StoreError::Import(format!("line {}: {e}", idx + 1)))?;
             let ExportLine::Asset(asset) = record;
             let key = asset.id.key_bytes();
-            self.assets.insert(&key, self.seal(TREE_ASSETS, &key, &asset)?)?;
+            self.assets
+                .insert(&key, self.seal(TREE_ASSETS, &key, &asset)?)?;
             for source in &asset.sources {
                 let source_key = self.source_key(source);
-                self.sources.insert(&source_key, self.seal(TREE_SOURCES, &source_key, &asset.id)?)?;
+                self.sources.insert(
+                    &source_key,
+                    self.seal(TREE_SOURCES, &source_key, &asset.id)?,
+                )?;
             }
             n += 1;
         }
@@ -448,9 +514,16 @@ fn unwrap_tx<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, St
 /// Helper for transactional closures in submodules.
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-pub(crate) fn tx_get_json<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
+pub(crate) fn tx_get_json<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> TxResult<Option<T>> {
     tree.get(key)?
-        .map(|raw| serde_json::from_slice(&raw).map_err(|e| ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))))
+        .map(|raw| {
+            serde_json::from_slice(&raw).map_err(|e| {
+                ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
+            })
+        })
         .transpose()
 }
 

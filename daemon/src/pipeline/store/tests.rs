@@ -25,11 +25,21 @@ fn fixture() -> Fixture {
         ..StoreConfig::default()
     };
     let (store, _) = Store::open(&config).unwrap();
-    Fixture { _dir: dir, config, store }
+    Fixture {
+        _dir: dir,
+        config,
+        store,
+    }
 }
 
 fn source(path: &str) -> SourceRef {
-    SourceRef { collection: "press".into(), path: path.into(), size: 3, mtime_ms: 1000, ingested_at_ms: 2000 }
+    SourceRef {
+        collection: "press".into(),
+        path: path.into(),
+        size: 3,
+        mtime_ms: 1000,
+        ingested_at_ms: 2000,
+    }
 }
 
 fn asset(store: &Store, bytes: &[u8], path: &str) -> Asset {
@@ -64,15 +74,24 @@ fn wrong_key_is_refused_before_anything_is_touched() {
     fx.store.commit_asset(&record, None).unwrap();
     drop(fx.store);
     let listing = |dir: &std::path::Path| {
-        let mut entries: Vec<_> = walk(dir).into_iter().map(|p| (p.clone(), std::fs::metadata(&p).unwrap().len())).collect();
+        let mut entries: Vec<_> = walk(dir)
+            .into_iter()
+            .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().len()))
+            .collect();
         entries.sort();
         entries
     };
     let before = listing(&fx.config.data_dir);
-    let err = Store::open_with_key(&fx.config, SecretKey::random().unwrap(), "test key").err().expect("must fail");
+    let err = Store::open_with_key(&fx.config, SecretKey::random().unwrap(), "test key")
+        .err()
+        .expect("must fail");
     assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
     assert!(err.to_string().contains("does not match"), "{err}");
-    assert_eq!(listing(&fx.config.data_dir), before, "a refused start changes nothing");
+    assert_eq!(
+        listing(&fx.config.data_dir),
+        before,
+        "a refused start changes nothing"
+    );
     // And the right key still opens it.
     let (store, _) = Store::open(&fx.config).unwrap();
     assert_eq!(store.asset(&record.id).unwrap().unwrap(), record);
@@ -94,14 +113,38 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn duplicate_bytes_become_a_second_source_and_redo_is_idempotent() {
     let fx = fixture();
     let first = asset(&fx.store, b"same", "a.jpg");
-    assert_eq!(fx.store.commit_asset(&first, None).unwrap(), CommitOutcome::Created);
-    assert_eq!(fx.store.commit_asset(&first, None).unwrap(), CommitOutcome::AlreadyCommitted);
-    let outcome = fx.store.add_source_if_known(&first.id, &source("b.jpg"), None).unwrap();
+    assert_eq!(
+        fx.store.commit_asset(&first, None).unwrap(),
+        CommitOutcome::Created
+    );
+    assert_eq!(
+        fx.store.commit_asset(&first, None).unwrap(),
+        CommitOutcome::AlreadyCommitted
+    );
+    let outcome = fx
+        .store
+        .add_source_if_known(&first.id, &source("b.jpg"), None)
+        .unwrap();
     assert_eq!(outcome, Some(CommitOutcome::AddedSource));
     let stored = fx.store.asset(&first.id).unwrap().unwrap();
-    assert_eq!(stored.sources.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), ["a.jpg", "b.jpg"]);
-    assert_eq!(fx.store.asset_for_source(&source("b.jpg")).unwrap(), Some(first.id.clone()));
-    assert_eq!(fx.store.add_source_if_known(&AssetId::of_bytes(b"other"), &source("c.jpg"), None).unwrap(), None);
+    assert_eq!(
+        stored
+            .sources
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect::<Vec<_>>(),
+        ["a.jpg", "b.jpg"]
+    );
+    assert_eq!(
+        fx.store.asset_for_source(&source("b.jpg")).unwrap(),
+        Some(first.id.clone())
+    );
+    assert_eq!(
+        fx.store
+            .add_source_if_known(&AssetId::of_bytes(b"other"), &source("c.jpg"), None)
+            .unwrap(),
+        None
+    );
     assert_eq!(fx.store.asset_count(), 1);
 }
 
@@ -111,11 +154,25 @@ fn blobs_round_trip_and_orphans_are_removed() {
     let record = asset(&fx.store, b"photo bytes", "a.jpg");
     fx.store.commit_asset(&record, None).unwrap();
     let (orphan_key, _) = fx.store.keys().new_data_key("x").unwrap();
-    let orphan = fx.store.blobs().put(&orphan_key, b"never committed").unwrap();
-    assert_eq!(fx.store.read_blob(&record, record.original.as_ref().unwrap()).unwrap(), b"photo bytes");
+    let orphan = fx
+        .store
+        .blobs()
+        .put(&orphan_key, b"never committed")
+        .unwrap();
+    assert_eq!(
+        fx.store
+            .read_blob(&record, record.original.as_ref().unwrap())
+            .unwrap(),
+        b"photo bytes"
+    );
     assert_eq!(fx.store.remove_orphan_blobs().unwrap(), 1);
     assert!(fx.store.blobs().get(&orphan_key, &orphan).is_err());
-    assert_eq!(fx.store.read_blob(&record, record.original.as_ref().unwrap()).unwrap(), b"photo bytes");
+    assert_eq!(
+        fx.store
+            .read_blob(&record, record.original.as_ref().unwrap())
+            .unwrap(),
+        b"photo bytes"
+    );
 }
 
 #[test]
@@ -124,12 +181,21 @@ fn records_hold_no_plaintext() {
     let mut record = asset(&fx.store, b"x", "Anna Beispiel consent form.jpg");
     record.collection = "paediatrics-ward".into();
     fx.store.commit_asset(&record, None).unwrap();
-    fx.store.push_job(&[b"paediatrics-ward", b"Anna.jpg"], &"Anna Beispiel queued job").unwrap();
+    fx.store
+        .push_job(
+            &[b"paediatrics-ward", b"Anna.jpg"],
+            &"Anna Beispiel queued job",
+        )
+        .unwrap();
     fx.store.flush().unwrap();
     for path in walk(&fx.config.data_dir) {
         let bytes = std::fs::read(&path).unwrap();
         for needle in [&b"Anna Beispiel"[..], b"paediatrics-ward"] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds plaintext", path.display());
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext",
+                path.display()
+            );
         }
     }
 }
@@ -138,51 +204,118 @@ fn records_hold_no_plaintext() {
 fn queue_claims_once_retries_and_takes_over_dead_leases() {
     let fx = fixture();
     let store = &fx.store;
-    let a = store.push_job(&[b"c", b"a"], &"job a".to_owned()).unwrap().unwrap();
-    assert_eq!(store.push_job(&[b"c", b"a"], &"job a again".to_owned()).unwrap(), None, "one job per source");
-    let b = store.push_job(&[b"c", b"b"], &"job b".to_owned()).unwrap().unwrap();
+    let a = store
+        .push_job(&[b"c", b"a"], &"job a".to_owned())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .push_job(&[b"c", b"a"], &"job a again".to_owned())
+            .unwrap(),
+        None,
+        "one job per source"
+    );
+    let b = store
+        .push_job(&[b"c", b"b"], &"job b".to_owned())
+        .unwrap()
+        .unwrap();
     let (boot, lease_ms) = (1, 10_000);
 
-    let first = store.claim_job::<String>(boot, "w1", lease_ms, 100).unwrap().unwrap();
+    let first = store
+        .claim_job::<String>(boot, "w1", lease_ms, 100)
+        .unwrap()
+        .unwrap();
     assert_eq!((first.id, first.job.as_str()), (a, "job a"), "FIFO");
-    let second = store.claim_job::<String>(boot, "w2", lease_ms, 100).unwrap().unwrap();
+    let second = store
+        .claim_job::<String>(boot, "w2", lease_ms, 100)
+        .unwrap()
+        .unwrap();
     assert_eq!(second.id, b);
-    assert!(store.claim_job::<String>(boot, "w3", lease_ms, 100).unwrap().is_none(), "both are leased");
+    assert!(
+        store
+            .claim_job::<String>(boot, "w3", lease_ms, 100)
+            .unwrap()
+            .is_none(),
+        "both are leased"
+    );
 
     // A failed attempt comes back after its backoff, with its error.
-    store.retry_job::<String>(a, 5_000, true, Some("disk hiccup")).unwrap();
-    assert!(store.claim_job::<String>(boot, "w3", lease_ms, 4_999).unwrap().is_none());
-    let again = store.claim_job::<String>(boot, "w3", lease_ms, 5_000).unwrap().unwrap();
-    assert_eq!((again.id, again.state.attempts, again.last_error.as_deref()), (a, 1, Some("disk hiccup")));
+    store
+        .retry_job::<String>(a, 5_000, true, Some("disk hiccup"))
+        .unwrap();
+    assert!(
+        store
+            .claim_job::<String>(boot, "w3", lease_ms, 4_999)
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .claim_job::<String>(boot, "w3", lease_ms, 5_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.id, again.state.attempts, again.last_error.as_deref()),
+        (a, 1, Some("disk hiccup"))
+    );
 
     // A stale heartbeat in the same run is dead after the lease.
     assert!(store.heartbeat(b, boot, 6_000).unwrap());
-    assert!(store.claim_job::<String>(boot, "w4", lease_ms, 15_000).unwrap().is_none());
-    let stale = store.claim_job::<String>(boot, "w4", lease_ms, 15_001).unwrap().unwrap();
+    assert!(
+        store
+            .claim_job::<String>(boot, "w4", lease_ms, 15_000)
+            .unwrap()
+            .is_none()
+    );
+    let stale = store
+        .claim_job::<String>(boot, "w4", lease_ms, 15_001)
+        .unwrap()
+        .unwrap();
     assert_eq!((stale.id, stale.state.interrupted), (a, 1));
     // Every lease from an earlier run of the daemon is dead at once.
-    let taken_over = store.claim_job::<String>(2, "w5", lease_ms, 15_002).unwrap().unwrap();
+    let taken_over = store
+        .claim_job::<String>(2, "w5", lease_ms, 15_002)
+        .unwrap()
+        .unwrap();
     assert_eq!((taken_over.id, taken_over.state.interrupted), (a, 2));
-    let taken_over = store.claim_job::<String>(2, "w6", lease_ms, 15_002).unwrap().unwrap();
+    let taken_over = store
+        .claim_job::<String>(2, "w6", lease_ms, 15_002)
+        .unwrap()
+        .unwrap();
     assert_eq!((taken_over.id, taken_over.state.interrupted), (b, 1));
-    assert!(!store.heartbeat(b, boot, 15_003).unwrap(), "b's lease belongs to run 2 now");
+    assert!(
+        !store.heartbeat(b, boot, 15_003).unwrap(),
+        "b's lease belongs to run 2 now"
+    );
 
     store.finish_job(a).unwrap();
     store.finish_job(b).unwrap();
     assert_eq!(store.queue_summary(0).unwrap().total, 0);
-    assert!(store.push_job(&[b"c", b"a"], &"job a, later".to_owned()).unwrap().is_some(), "a finished source can be queued again");
+    assert!(
+        store
+            .push_job(&[b"c", b"a"], &"job a, later".to_owned())
+            .unwrap()
+            .is_some(),
+        "a finished source can be queued again"
+    );
 }
 
 #[test]
 fn commit_marks_the_job_and_survives_reopen() {
     let fx = fixture();
-    let job = fx.store.push_job(&[b"press", b"a.jpg"], &"job".to_owned()).unwrap().unwrap();
+    let job = fx
+        .store
+        .push_job(&[b"press", b"a.jpg"], &"job".to_owned())
+        .unwrap()
+        .unwrap();
     let record = asset(&fx.store, b"bytes", "a.jpg");
     fx.store.commit_asset(&record, Some(job)).unwrap();
     drop(fx.store);
     let (store, _) = Store::open(&fx.config).unwrap();
     let claimed = store.claim_job::<String>(9, "w", 1000, 1).unwrap().unwrap();
-    assert!(claimed.state.committed, "after a crash only the post-action is left");
+    assert!(
+        claimed.state.committed,
+        "after a crash only the post-action is left"
+    );
     assert_eq!(claimed.id, JobId(job.0));
     assert!(store.asset(&record.id).unwrap().is_some());
 }
@@ -203,9 +336,21 @@ fn export_import_round_trip() {
     let (target, _) = Store::open(&config).unwrap();
     assert_eq!(target.import(&mut exported.as_slice()).unwrap(), 2);
     assert_eq!(target.asset(&one.id).unwrap().unwrap(), one);
-    assert_eq!(target.asset_for_source(&source("2.jpg")).unwrap(), Some(two.id.clone()));
-    assert!(matches!(target.import(&mut exported.as_slice()), Err(StoreError::Import(_))), "only into an empty catalogue");
-    assert!(matches!(target.import(&mut &b"{\"type\":\"other\"}\n"[..]), Err(StoreError::Import(_))));
+    assert_eq!(
+        target.asset_for_source(&source("2.jpg")).unwrap(),
+        Some(two.id.clone())
+    );
+    assert!(
+        matches!(
+            target.import(&mut exported.as_slice()),
+            Err(StoreError::Import(_))
+        ),
+        "only into an empty catalogue"
+    );
+    assert!(matches!(
+        target.import(&mut &b"{\"type\":\"other\"}\n"[..]),
+        Err(StoreError::Import(_))
+    ));
 }
 
 #[test]
@@ -220,7 +365,11 @@ fn a_second_process_is_told_the_catalogue_is_locked() {
         return;
     }
     let status = std::process::Command::new(exe)
-        .args(["--exact", "pipeline::store::tests::lock_child", "--nocapture"])
+        .args([
+            "--exact",
+            "pipeline::store::tests::lock_child",
+            "--nocapture",
+        ])
         .env("CONSENTRY_LOCK_CHILD_DATA", &config.data_dir)
         .env("CONSENTRY_LOCK_CHILD_KEY", &config.master_key_file)
         .status()
@@ -231,12 +380,21 @@ fn a_second_process_is_told_the_catalogue_is_locked() {
 
 #[test]
 fn lock_child() {
-    let (Some(data), Some(key)) = (std::env::var_os("CONSENTRY_LOCK_CHILD_DATA"), std::env::var_os("CONSENTRY_LOCK_CHILD_KEY")) else {
+    let (Some(data), Some(key)) = (
+        std::env::var_os("CONSENTRY_LOCK_CHILD_DATA"),
+        std::env::var_os("CONSENTRY_LOCK_CHILD_KEY"),
+    ) else {
         return;
     };
-    let config = StoreConfig { data_dir: data.into(), master_key_file: key.into(), ..StoreConfig::default() };
+    let config = StoreConfig {
+        data_dir: data.into(),
+        master_key_file: key.into(),
+        ..StoreConfig::default()
+    };
     match Store::open(&config) {
-        Err(err @ StoreError::Locked { .. }) => assert!(err.to_string().contains("consentryd running"), "{err}"),
+        Err(err @ StoreError::Locked { .. }) => {
+            assert!(err.to_string().contains("consentryd running"), "{err}")
+        }
         Err(other) => panic!("expected Locked, got {other}"),
         Ok(_) => panic!("expected Locked, the catalogue opened twice"),
     }
