@@ -59,14 +59,14 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             // A random moment from start-up on: recovery, quiet period, ingest.
             std::thread::sleep(Duration::from_millis(rng.below(1500)));
         } else {
-            // A random moment while files are being taken.
+            // A random moment while files are being taken (a batch takes ~0.5 s).
             let waiting = Instant::now();
             while files_under(&env.share).len() >= on_share
                 && waiting.elapsed() < Duration::from_secs(20)
             {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            std::thread::sleep(Duration::from_millis(rng.below(300)));
+            std::thread::sleep(Duration::from_millis(rng.below(100)));
         }
         daemon.assert_alive();
         daemon.kill9();

@@ -47,16 +47,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         let drop = config.shares[0].path.display();
+        let cli = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("consentry")))
+            .filter(|cli| cli.is_file())
+            .map_or_else(|| "consentry".to_owned(), |cli| cli.display().to_string());
+        let demo = args
+            .demo
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         eprintln!(
-            "\n  consentry demo\n  drop photos into:  {drop}\n  then look:         consentry --demo {} status\n                     consentry --demo {} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n",
-            args.demo
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            args.demo
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default()
+            "\n  consentry demo\n  drop photos into:  {drop}\n  then look:         {cli} --demo {demo} status\n                     {cli} --demo {demo} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n"
         );
     }
     match consentry::daemon::run(config) {

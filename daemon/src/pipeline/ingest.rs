@@ -699,7 +699,7 @@ impl Ingestor {
 }
 
 fn log_stage(id: &AssetId, path: &str, stage: &str, took: Duration, message: &str) {
-    log::info!(target: "consentry::ingest", asset_id = id.as_str(), path = path, stage = stage, ms = took.as_secs_f64() * 1000.0; "{stage}: {message}");
+    log::info!(target: "consentry::ingest", asset_id = id.as_str(), path = path, stage = stage, ms = (took.as_secs_f64() * 1e6).round() / 1e3; "{stage}: {message}");
 }
 
 /// Size and mtime (ms) of a file, or None if it does not exist.
