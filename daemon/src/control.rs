@@ -62,11 +62,6 @@ pub fn answer(
     registry: Option<&WorkerRegistry>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let line = |out: &mut dyn Write, value: &dyn erased::Json| -> Result<(), String> {
-        let mut text = value.to_json()?;
-        text.push('\n');
-        out.write_all(text.as_bytes()).map_err(|e| e.to_string())
-    };
     match request {
         Request::Ping => line(out, &serde_json::json!({ "pong": true })),
         Request::Status => {
@@ -99,15 +94,11 @@ pub fn answer(
     }
 }
 
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> Result<String, String>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<String, String> {
-            serde_json::to_string(self).map_err(|e| e.to_string())
-        }
-    }
+/// Writes one JSON value as one line.
+fn line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), String> {
+    let mut text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    text.push('\n');
+    out.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Binds the socket (replacing a stale one) and serves until the process ends.

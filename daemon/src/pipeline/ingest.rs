@@ -24,7 +24,7 @@ use super::decode::{self, DecodeLimits};
 use super::faces::FaceStage;
 use super::metadata;
 use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
-use super::store::crypto::SecretKey;
+use super::store::crypto::{SecretKey, WrappedKey};
 use super::store::jobs::{ClaimedJob, JobId};
 use super::store::{CommitOutcome, Store, StoreError};
 use super::thumbs::{self, THUMBNAIL_MIME};
@@ -306,26 +306,14 @@ impl Ingestor {
                 "original stored encrypted",
             );
 
-            let now = clock::now_ms();
-            let mut asset = Asset {
-                id: id.clone(),
-                status: AssetStatus::Pending,
-                collection: file.source.collection.clone(),
-                sources: vec![file.source.clone()],
-                bytes: file.bytes.len() as u64,
-                format: None,
-                mime: None,
-                width: None,
-                height: None,
-                metadata: metadata::Metadata::default(),
-                original: Some(original),
-                sidecar,
-                thumbnails: Vec::new(),
-                key: wrapped_key,
-                quarantine: None,
-                created_at_ms: now,
-                updated_at_ms: now,
-            };
+            let mut asset = new_asset(
+                id.clone(),
+                file.source.clone(),
+                file.bytes.len() as u64,
+                wrapped_key,
+                Some(original),
+            );
+            asset.sidecar = sidecar;
             match self.process(&file, &mut asset, &data_key, &mut timings, &mut written) {
                 Ok(()) => asset.status = AssetStatus::Ready,
                 Err(quarantine) => {
@@ -386,22 +374,18 @@ impl Ingestor {
         };
 
         let started = Instant::now();
-        let inspected = decode::inspect(&file.bytes, &self.limits);
+        let info = decode::container::inspect(&file.bytes).map_err(|err| {
+            let err = decode::DecodeError::from(err);
+            refuse(err.stage(), err.code(), err.to_string())
+        })?;
         timings.inspect = started.elapsed();
-        let info = match inspected {
-            Ok(info) => info,
-            Err(err) => {
-                // The header may still be readable (a bomb): keep what metadata we can.
-                if let Ok(info) = decode::container::inspect(&file.bytes) {
-                    asset.format = Some(info.format.name().to_owned());
-                    asset.mime = Some(info.format.mime().to_owned());
-                    asset.metadata = metadata::read(&info.metadata);
-                }
-                return Err(refuse(err.stage(), err.code(), err.to_string()));
-            }
-        };
         asset.format = Some(info.format.name().to_owned());
         asset.mime = Some(info.format.mime().to_owned());
+        if let Err(err) = decode::check_limits(&info, &self.limits) {
+            // The header is readable (a bomb): keep what metadata it carries.
+            asset.metadata = metadata::read(&info.metadata);
+            return Err(refuse(err.stage(), err.code(), err.to_string()));
+        }
         log_stage(
             &id,
             &path_text,
@@ -610,31 +594,15 @@ impl Ingestor {
         let original = bytes
             .map(|b| self.store.blobs().put(&data_key, b))
             .transpose()?;
-        let now = clock::now_ms();
-        let asset = Asset {
-            id: id.clone(),
-            status: AssetStatus::Quarantined,
-            collection: source.collection.clone(),
-            bytes: source.size,
-            sources: vec![source],
-            format: None,
-            mime: None,
-            width: None,
-            height: None,
-            metadata: metadata::Metadata::default(),
-            original: original.clone(),
-            sidecar: None,
-            thumbnails: Vec::new(),
-            key: wrapped_key,
-            quarantine: Some(Quarantine {
-                stage: stage.to_owned(),
-                code: code.to_owned(),
-                reason: reason.clone(),
-                at_ms: now,
-            }),
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+        let size = source.size;
+        let mut asset = new_asset(id.clone(), source, size, wrapped_key, original.clone());
+        asset.status = AssetStatus::Quarantined;
+        asset.quarantine = Some(Quarantine {
+            stage: stage.to_owned(),
+            code: code.to_owned(),
+            reason: reason.clone(),
+            at_ms: asset.created_at_ms,
+        });
         let outcome = self.store.commit_asset(&asset, Some(job_id))?;
         if outcome != CommitOutcome::Created
             && let Some(blob) = &original
@@ -695,6 +663,36 @@ impl Ingestor {
             let _ = super::store::blobs::sync_dir(dir);
         }
         Ok(())
+    }
+}
+
+/// A pending asset record for freshly read bytes; later stages fill it in.
+fn new_asset(
+    id: AssetId,
+    source: SourceRef,
+    bytes: u64,
+    key: WrappedKey,
+    original: Option<BlobRef>,
+) -> Asset {
+    let now = clock::now_ms();
+    Asset {
+        id,
+        status: AssetStatus::Pending,
+        collection: source.collection.clone(),
+        sources: vec![source],
+        bytes,
+        format: None,
+        mime: None,
+        width: None,
+        height: None,
+        metadata: metadata::Metadata::default(),
+        original,
+        sidecar: None,
+        thumbnails: Vec::new(),
+        key,
+        quarantine: None,
+        created_at_ms: now,
+        updated_at_ms: now,
     }
 }
 

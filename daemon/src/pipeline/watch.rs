@@ -14,7 +14,7 @@
 //! hidden files, XMP sidecars (ingested with their image) and symbolic links
 //! are never queued.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +80,22 @@ enum Hint {
     Overflow,
 }
 
+/// The folders inotify watches, both ways (a walk asks "is this folder
+/// watched?" for every folder, so that must not be a scan).
+#[derive(Default)]
+struct Watches {
+    by_wd: HashMap<WatchDescriptor, PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Watches {
+    fn remove(&mut self, wd: WatchDescriptor) {
+        if let Some(dir) = self.by_wd.remove(&wd) {
+            self.dirs.remove(&dir);
+        }
+    }
+}
+
 struct Candidate {
     size: u64,
     mtime_ms: u64,
@@ -93,7 +109,7 @@ pub struct Watcher {
     wakeup: Arc<Wakeup>,
     status: WorkerHandle,
     inotify: Option<Arc<Inotify>>,
-    watched: Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>,
+    watched: Arc<Mutex<Watches>>,
     watch_limit_logged: bool,
     available: Vec<Option<bool>>,
     candidates: HashMap<PathBuf, Candidate>,
@@ -183,10 +199,14 @@ impl Watcher {
                     let hint = if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                         Some(Hint::Overflow)
                     } else {
-                        let dir = watched.lock().expect("watch map").get(&event.wd).cloned();
-                        if event.mask.contains(AddWatchFlags::IN_IGNORED) {
-                            watched.lock().expect("watch map").remove(&event.wd);
-                        }
+                        let dir = {
+                            let mut watches = watched.lock().expect("watch map");
+                            let dir = watches.by_wd.get(&event.wd).cloned();
+                            if event.mask.contains(AddWatchFlags::IN_IGNORED) {
+                                watches.remove(event.wd);
+                            }
+                            dir
+                        };
                         match (dir, event.name) {
                             (Some(dir), Some(name)) => {
                                 let path = dir.join(name);
@@ -331,13 +351,7 @@ impl Watcher {
 
     fn add_watch(&mut self, dir: &Path) {
         let Some(inotify) = &self.inotify else { return };
-        if self
-            .watched
-            .lock()
-            .expect("watch map")
-            .values()
-            .any(|d| d == dir)
-        {
+        if self.watched.lock().expect("watch map").dirs.contains(dir) {
             return;
         }
         let flags = AddWatchFlags::IN_CLOSE_WRITE
@@ -347,10 +361,9 @@ impl Watcher {
             | AddWatchFlags::IN_ONLYDIR;
         match inotify.add_watch(dir, flags) {
             Ok(wd) => {
-                self.watched
-                    .lock()
-                    .expect("watch map")
-                    .insert(wd, dir.to_owned());
+                let mut watches = self.watched.lock().expect("watch map");
+                watches.by_wd.insert(wd, dir.to_owned());
+                watches.dirs.insert(dir.to_owned());
             }
             Err(nix::errno::Errno::ENOSPC) if !self.watch_limit_logged => {
                 self.watch_limit_logged = true;

@@ -113,6 +113,12 @@ impl DecodeError {
 /// Sniffs the container and checks the pixel limit, without decoding pixels.
 pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<ContainerInfo, DecodeError> {
     let info = container::inspect(bytes)?;
+    check_limits(&info, limits)?;
+    Ok(info)
+}
+
+/// The pixel limit, against the header's dimensions (before any decoder allocates).
+pub fn check_limits(info: &ContainerInfo, limits: &DecodeLimits) -> Result<(), DecodeError> {
     if info.width == 0 || info.height == 0 {
         return Err(DecodeError::ZeroSize);
     }
@@ -125,7 +131,7 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<ContainerInfo, Dec
             limit_megapixels: limits.max_pixels / 1_000_000,
         });
     }
-    Ok(info)
+    Ok(())
 }
 
 /// Whether a file name's extension fits the sniffed format (`None`: no extension).
