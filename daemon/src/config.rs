@@ -43,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
+    pub faces: FacesConfig,
+    #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
     pub control: ControlConfig,
@@ -135,6 +137,36 @@ impl IngestConfig {
     }
 }
 
+/// Environment variable that overrides `faces.models_dir` (for a source
+/// checkout, where `make models` writes `target/models`).
+pub const MODELS_DIR_ENV: &str = "CONSENTRY_MODELS_DIR";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FacesConfig {
+    /// Converted face models (`models.json` and safetensors files).
+    pub models_dir: PathBuf,
+    /// Minimum detector score for a face (0..1); boxes below 0.5 must also be
+    /// face-shaped. Low on purpose: a missed face is worse than a false one.
+    pub min_score: f32,
+    /// Photos the face engine runs as one batch.
+    pub batch_photos: usize,
+    /// How long a photo waits for others to share its batch.
+    #[serde(deserialize_with = "de_duration")]
+    pub batch_wait: Duration,
+}
+
+impl Default for FacesConfig {
+    fn default() -> Self {
+        FacesConfig {
+            models_dir: PathBuf::from("/usr/share/consentry/models"),
+            min_score: 0.2,
+            batch_photos: 4,
+            batch_wait: Duration::from_millis(20),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalMode {
@@ -211,7 +243,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        config.apply_env();
+        Ok(config)
     }
 
     /// Parses and validates config text; `path` is only used in messages and
@@ -251,7 +285,24 @@ impl Config {
             after_ingest: AfterIngest::Delete,
             move_to: None,
         });
+        config.apply_env();
         config
+    }
+
+    /// The built-in defaults with the environment applied (for commands that
+    /// work without a config file).
+    pub fn from_defaults() -> Config {
+        let mut config = Config::default();
+        config.apply_env();
+        config
+    }
+
+    /// The few settings the environment may override (documented in the
+    /// shipped config): only `CONSENTRY_MODELS_DIR` today.
+    fn apply_env(&mut self) {
+        if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|d| !d.is_empty()) {
+            self.faces.models_dir = PathBuf::from(dir);
+        }
     }
 
     pub fn control_socket(&self) -> PathBuf {
@@ -271,6 +322,7 @@ impl Config {
         fix(&mut self.store.data_dir);
         fix(&mut self.store.master_key_file);
         fix(&mut self.control.socket);
+        fix(&mut self.faces.models_dir);
         for share in &mut self.shares {
             fix(&mut share.path);
             if let Some(move_to) = &mut share.move_to {
@@ -287,6 +339,12 @@ impl Config {
         }
         if self.ingest.max_file_size == 0 {
             return bad("ingest.max_file_size", "must be greater than 0");
+        }
+        if !(0.05..=0.99).contains(&self.faces.min_score) {
+            return bad("faces.min_score", "must be between 0.05 and 0.99");
+        }
+        if !(1..=64).contains(&self.faces.batch_photos) {
+            return bad("faces.batch_photos", "must be between 1 and 64");
         }
         if self.ingest.max_attempts == 0 {
             return bad("ingest.max_attempts", "must be at least 1");

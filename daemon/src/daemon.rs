@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::control::{self, ControlState};
-use crate::pipeline::faces::{FaceStage, NoFaceStage};
+use crate::pipeline::faces::{self, Batching, EngineStage, FaceStage};
 use crate::pipeline::ingest::{Ingestor, JobOutcome};
 use crate::pipeline::queue::Job;
 use crate::pipeline::store::Store;
@@ -44,7 +44,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let wakeup = Arc::new(Wakeup::default());
     let registry = Arc::new(WorkerRegistry::default());
     let held: HeldJobs = Arc::default();
-    let faces: Arc<dyn FaceStage> = Arc::new(NoFaceStage);
+    let faces: Arc<dyn FaceStage> = Arc::new(start_faces(&config)?);
     let ingestor = Arc::new(Ingestor::new(
         Arc::clone(&store),
         config.ingest.clone(),
@@ -134,6 +134,26 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     log::info!(target: "consentry::daemon", "stopped");
     Ok(())
+}
+
+/// Checks and loads the face models (a missing or damaged file stops
+/// start-up here, with the fix in the message) and starts the engine thread.
+pub fn start_faces(config: &Config) -> anyhow::Result<EngineStage> {
+    let started = Instant::now();
+    let device = faces::models::select_device();
+    let engine_config = consentry_models::face_engine::EngineConfig {
+        min_score: config.faces.min_score,
+        ..Default::default()
+    };
+    let loaded = faces::models::load(&config.faces.models_dir, &device, engine_config)?;
+    log::info!(target: "consentry::daemon", "face engine {} loaded from {} on {} in {} ms",
+        loaded.manifest.engine, config.faces.models_dir.display(), faces::models::describe_device(&device),
+        started.elapsed().as_millis());
+    let batching = Batching {
+        max_photos: config.faces.batch_photos,
+        linger: config.faces.batch_wait,
+    };
+    Ok(EngineStage::start(loaded.engine, loaded.manifest.engine, batching)?)
 }
 
 fn ingest_worker(

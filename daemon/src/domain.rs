@@ -1,7 +1,8 @@
-//! The catalogue's words, as stored: [`Asset`], [`SourceRef`], [`Quarantine`].
+//! The catalogue's words, as stored: [`Asset`], [`SourceRef`], [`Quarantine`],
+//! [`Face`].
 //!
 //! These are the persisted records (serialised, then sealed by the store).
-//! Later issues add Face, Person, Consent, Licence and Audit records here.
+//! Later issues add Person, Consent, Licence and Audit records here.
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +146,131 @@ pub struct Asset {
     /// The per-asset data key, wrapped by the master key.
     pub key: WrappedKey,
     pub quarantine: Option<Quarantine>,
+    /// Faces found on the displayed image (empty until the face stage ran).
+    #[serde(default)]
+    pub faces: Vec<Face>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+}
+
+/// A rectangle in pixels of the displayed (upright, full-resolution) image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl FaceBox {
+    pub fn iou(&self, other: &FaceBox) -> f32 {
+        let w = (self.x + self.width).min(other.x + other.width) - self.x.max(other.x);
+        let h = (self.y + self.height).min(other.y + other.height) - self.y.max(other.y);
+        if w <= 0.0 || h <= 0.0 {
+            return 0.0;
+        }
+        let inter = w * h;
+        inter / (self.width * self.height + other.width * other.height - inter)
+    }
+}
+
+/// How usable a face is for matching (see `consentry_models::face_engine::Quality`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceQuality {
+    /// 0..=1; below about 0.3 a match is unreliable and needs a person's review.
+    pub score: f32,
+    pub interocular_px: f32,
+    pub sharpness: f32,
+    pub yaw: f32,
+    pub pitch: f32,
+    pub roll_deg: f32,
+}
+
+/// One face on an asset. Its embedding is biometric data (GDPR Art. 9): it is
+/// sealed with the record like every other value and never leaves the store
+/// except through `faces detect`, which stores nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Face {
+    /// Stable within the asset: a re-run keeps reviewed faces' numbers and
+    /// gives new detections numbers that were never used.
+    pub no: u32,
+    pub bbox: FaceBox,
+    /// 68 points, iBUG order, displayed-image pixels.
+    pub landmarks: Vec<[f32; 2]>,
+    pub score: f32,
+    pub quality: FaceQuality,
+    /// dlib descriptor (128 values; same person below 0.6 Euclidean).
+    pub embedding: Vec<f32>,
+    /// The model set that produced it (`models.json` `engine`).
+    pub engine: String,
+    pub detected_at_ms: u64,
+    /// Set when a person confirmed or corrected this face (people issue);
+    /// a re-run of the engine never replaces a reviewed face.
+    #[serde(default)]
+    pub reviewed: bool,
+}
+
+/// The faces of an asset after the engine ran again (e.g. a new model
+/// version): reviewed faces stay as they are, new detections that overlap a
+/// reviewed face (IoU ≥ 0.5) are dropped as duplicates of it, every other
+/// old face is replaced. New faces are numbered after the highest number
+/// ever used on the asset, so a number never changes meaning.
+pub fn merge_redetected(old: &[Face], new: Vec<Face>) -> Vec<Face> {
+    let mut next = old.iter().map(|f| f.no + 1).max().unwrap_or(0);
+    let mut out: Vec<Face> = old.iter().filter(|f| f.reviewed).cloned().collect();
+    for mut face in new {
+        if out.iter().any(|kept| kept.reviewed && kept.bbox.iou(&face.bbox) >= 0.5) {
+            continue;
+        }
+        face.no = next;
+        next += 1;
+        out.push(face);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(no: u32, x: f32, reviewed: bool) -> Face {
+        Face {
+            no,
+            bbox: FaceBox { x, y: 0.0, width: 10.0, height: 10.0 },
+            landmarks: vec![],
+            score: 0.9,
+            quality: FaceQuality { score: 1.0, interocular_px: 40.0, sharpness: 200.0, yaw: 0.0, pitch: 0.7, roll_deg: 0.0 },
+            embedding: vec![0.0; 128],
+            engine: if reviewed { "old".into() } else { "new".into() },
+            detected_at_ms: 0,
+            reviewed,
+        }
+    }
+
+    #[test]
+    fn redetection_keeps_reviewed_faces_and_never_reuses_numbers() {
+        let old = vec![face(0, 0.0, true), face(1, 100.0, false), face(2, 200.0, false)];
+        let new = vec![face(0, 1.0, false), face(0, 300.0, false), face(0, 100.0, false)];
+        let merged = merge_redetected(&old, new);
+        // The reviewed face stays; its duplicate is dropped; unreviewed old faces go.
+        assert_eq!(merged.len(), 3);
+        assert!(merged[0].reviewed && merged[0].no == 0 && merged[0].engine == "old");
+        let nos: Vec<u32> = merged[1..].iter().map(|f| f.no).collect();
+        assert_eq!(nos, vec![3, 4]);
+        assert!(merged[1..].iter().all(|f| f.engine == "new" && !f.reviewed));
+    }
+
+    #[test]
+    fn first_detection_numbers_from_zero() {
+        let merged = merge_redetected(&[], vec![face(9, 0.0, false), face(9, 50.0, false)]);
+        assert_eq!(merged.iter().map(|f| f.no).collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    #[test]
+    fn iou_of_boxes() {
+        let a = FaceBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
+        assert_eq!(a.iou(&a), 1.0);
+        assert_eq!(a.iou(&FaceBox { x: 20.0, ..a }), 0.0);
+        assert!((a.iou(&FaceBox { x: 5.0, ..a }) - 1.0 / 3.0).abs() < 1e-6);
+    }
 }

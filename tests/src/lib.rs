@@ -62,6 +62,20 @@ pub fn have_tool(name: &str) -> bool {
     found
 }
 
+/// The converted face models: `$CONSENTRY_MODELS_DIR`, else `target/models`
+/// of this checkout (`make models` writes it; `make test` runs that first).
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("CONSENTRY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
+    assert!(
+        dir.join("models.json").is_file(),
+        "face models not found in {}; run `make models` (`make test` does)",
+        dir.display()
+    );
+    dir
+}
+
 /// A binary of the workspace, built next to the test executable.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -170,11 +184,13 @@ impl Env {
             ""
         };
         let config = root.join("consentry.toml");
+        let models = models_dir().display().to_string();
         std::fs::write(
             &config,
             format!(
                 "[store]\ndata_dir = \"data\"\nmaster_key_file = \"master.key\"\nflush_every = \"200ms\"\n\
                  [ingest]\nquiet_period = \"400ms\"\nrescan_interval = \"2s\"\nretry_backoff = \"200ms\"\nworkers = 2\n{extra_ingest}\n\
+                 [faces]\nmodels_dir = \"{models}\"\n\
                  [log]\nlevel = \"info\"\njournal = \"never\"\n\
                  [control]\nsocket = \"control.sock\"\n\
                  [[share]]\npath = \"share\"\ncollection = \"e2e\"\nafter_ingest = \"{after_ingest}\"\n{move_to}"
@@ -208,6 +224,8 @@ impl Env {
         let child = Command::new(bin("consentryd"))
             .arg("--config")
             .arg(&self.config)
+            // The config names the models; the variable would override it.
+            .env_remove("CONSENTRY_MODELS_DIR")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -240,6 +258,7 @@ impl Env {
         Command::new(bin("consentry"))
             .arg("--config")
             .arg(&self.config)
+            .env_remove("CONSENTRY_MODELS_DIR")
             .args(args)
             .output()
             .expect("run consentry")

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod faces;
+
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, Request};
 use crate::domain::SourceRef;
-use crate::pipeline::faces::NoFaceStage;
 use crate::pipeline::ingest::{Ingestor, SourceFile, find_sidecar, stat};
 use crate::pipeline::store::{Store, crypto};
 use crate::pipeline::watch::{is_litter, is_sidecar};
@@ -79,6 +80,28 @@ pub enum Command {
     Import { file: PathBuf },
     /// Create a new master key file (mode 0600); never overwrites.
     Keygen { path: PathBuf },
+    /// Run the face engine on files (nothing is stored).
+    Faces {
+        #[command(subcommand)]
+        command: FacesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FacesCommand {
+    /// Detect, align and embed the faces in FILEs; prints one line per file.
+    /// Works without a config file (then with the built-in defaults).
+    Detect {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file and line: every face's box, landmarks,
+        /// score, quality and embedding.
+        #[arg(long)]
+        json: bool,
+        /// Models directory (default: faces.models_dir, or $CONSENTRY_MODELS_DIR).
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,13 +165,31 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Faces {
+        command: FacesCommand::Detect { files, json, models },
+    } = &args.command
+    {
+        // Support use: no config file needed, nothing stored, no daemon asked.
+        let mut config = if args.demo.is_none() && !args.config.exists() {
+            Config::from_defaults()
+        } else {
+            load_config(&args.config, args.demo.as_deref())?
+        };
+        if let Some(dir) = models {
+            config.faces.models_dir = absolute(dir)?;
+        }
+        config.faces.batch_wait = std::time::Duration::ZERO;
+        let ok = faces::detect(&config, files, *json, &mut std::io::stdout().lock())?;
+        anyhow::ensure!(ok, "some files could not be processed (see their error lines)");
+        return Ok(());
+    }
     let config = load_config(&args.config, args.demo.as_deref())?;
     let socket = config.control_socket();
     let daemon = control::daemon_listening(&socket);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.command {
-        Command::Keygen { .. } => unreachable!("handled above"),
+        Command::Keygen { .. } | Command::Faces { .. } => unreachable!("handled above"),
         Command::Status { json } => {
             let mut report = None;
             query(&config, daemon, &Request::Status, &mut |line| {
@@ -304,7 +345,7 @@ fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::
     let ingestor = Ingestor::new(
         Arc::new(store),
         config.ingest.clone(),
-        Arc::new(NoFaceStage),
+        Arc::new(crate::daemon::start_faces(config)?),
     );
     let files: Vec<PathBuf> = paths
         .iter()

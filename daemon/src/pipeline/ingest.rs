@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::decode::{self, DecodeLimits};
-use super::faces::FaceStage;
+use super::faces::{FaceError, FaceStage};
 use super::metadata;
 use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
 use super::store::crypto::{SecretKey, WrappedKey};
@@ -80,6 +80,24 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The face engine failed (not the file's fault as far as we know):
+    /// retried, and quarantined only when the attempts run out.
+    #[error("face stage: {0}")]
+    Faces(#[from] FaceError),
+}
+
+/// Why [`Ingestor::process`] stopped before the end.
+enum Stop {
+    /// The file is refused, with the reason recorded.
+    Quarantine(Quarantine),
+    /// A transient failure: give the job back.
+    Retry(IngestError),
+}
+
+impl From<Quarantine> for Stop {
+    fn from(q: Quarantine) -> Stop {
+        Stop::Quarantine(q)
+    }
 }
 
 /// What happened to a claimed job.
@@ -316,7 +334,8 @@ impl Ingestor {
             asset.sidecar = sidecar;
             match self.process(&file, &mut asset, &data_key, &mut timings, &mut written) {
                 Ok(()) => asset.status = AssetStatus::Ready,
-                Err(quarantine) => {
+                Err(Stop::Retry(err)) => return Err(err),
+                Err(Stop::Quarantine(quarantine)) => {
                     log::warn!(target: "consentry::ingest", asset_id = id.as_str(), path = path_text.as_str(), stage = quarantine.stage.as_str(), code = quarantine.code.as_str(); "quarantined: {}", quarantine.reason);
                     asset.status = AssetStatus::Quarantined;
                     asset.quarantine = Some(quarantine);
@@ -363,7 +382,7 @@ impl Ingestor {
         data_key: &SecretKey,
         timings: &mut StageTimings,
         written: &mut Vec<BlobRef>,
-    ) -> Result<(), Quarantine> {
+    ) -> Result<(), Stop> {
         let id = asset.id.clone();
         let path_text = file.path.to_string_lossy().into_owned();
         let refuse = |stage: &str, code: &str, reason: String| Quarantine {
@@ -384,7 +403,7 @@ impl Ingestor {
         if let Err(err) = decode::check_limits(&info, &self.limits) {
             // The header is readable (a bomb): keep what metadata it carries.
             asset.metadata = metadata::read(&info.metadata);
-            return Err(refuse(err.stage(), err.code(), err.to_string()));
+            return Err(refuse(err.stage(), err.code(), err.to_string()).into());
         }
         log_stage(
             &id,
@@ -473,15 +492,16 @@ impl Ingestor {
         let faces = self
             .faces
             .process(&decoded)
-            .map_err(|err| refuse("faces", "face-stage-error", err))?;
+            .map_err(|err| Stop::Retry(err.into()))?;
         timings.faces = started.elapsed();
         log_stage(
             &id,
             &path_text,
             "faces",
             timings.faces,
-            &format!("{} face(s) ({})", faces.faces_found, self.faces.name()),
+            &format!("{} face(s)", faces.len()),
         );
+        asset.faces = faces;
         Ok(())
     }
 
@@ -691,6 +711,7 @@ fn new_asset(
         thumbnails: Vec::new(),
         key,
         quarantine: None,
+        faces: Vec::new(),
         created_at_ms: now,
         updated_at_ms: now,
     }

@@ -117,6 +117,14 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<ContainerInfo, Dec
     Ok(info)
 }
 
+/// Bytes to upright pixels in one call (inspect, limits, EXIF orientation,
+/// decode), for callers outside ingest: `consentry faces detect`, benches.
+pub fn decode_upright(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    let info = inspect(bytes, limits)?;
+    let orientation = super::metadata::read(&info.metadata).orientation;
+    decode(bytes, &info, orientation, limits)
+}
+
 /// The pixel limit, against the header's dimensions (before any decoder allocates).
 pub fn check_limits(info: &ContainerInfo, limits: &DecodeLimits) -> Result<(), DecodeError> {
     if info.width == 0 || info.height == 0 {

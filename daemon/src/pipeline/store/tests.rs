@@ -62,6 +62,7 @@ fn asset(store: &Store, bytes: &[u8], path: &str) -> Asset {
         thumbnails: vec![],
         key,
         quarantine: None,
+        faces: Vec::new(),
         created_at_ms: 1,
         updated_at_ms: 1,
     }
