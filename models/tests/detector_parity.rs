@@ -6,14 +6,16 @@
 //! (`shared/testdata/reference/faceapi_reference.json`, see its README).
 //! Output: a per-image table (counts, box and score differences), the
 //! tight-crop and no-face figures the face engine is designed around, and
-//! detector timings, on stdout. Without the weights or the data the test
-//! prints `SKIPPED: …` to stderr and passes, unless
-//! `CONSENTRY_REQUIRE_TESTDATA=1`, in which case it fails.
+//! detector timings, on stdout; also a check that `forward` and `detect`
+//! agree. Without the weights or the data each test prints `SKIPPED: …` to
+//! stderr and passes, unless `CONSENTRY_REQUIRE_TESTDATA=1`, in which case
+//! it fails.
 //!
 //! The reference decoded JPEGs with jpeg-js, we decode with OpenCV
-//! (libjpeg-turbo), so the pixels differ slightly: boxes move by a pixel or
-//! two and scores by up to ~1e-2, and a face whose reference score is within
-//! [`BORDERLINE`] of 0.5 may fall on the other side of the threshold.
+//! (libjpeg-turbo). Decoders may round differently, so the tolerances allow
+//! a few pixels and ~1e-2 in score, and a face whose score is within
+//! [`BORDERLINE`] of 0.5 may fall on the other side of the threshold. (On
+//! the shared test data the pixels agree: 0.01 px and 6e-6 at most.)
 //!
 //! `cargo test --release -p consentry-models --test detector_parity -- --nocapture`.
 
@@ -25,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use consentry_models::face_detector::{DetectTimings, Detection, FaceDetector};
+use consentry_models::face_detector::{
+    DetectTimings, Detection, FaceDetector, IOU_THRESHOLD, MAX_RESULTS, NUM_ANCHORS, input_tensor,
+    nms, to_pixels,
+};
 use consentry_models::image::{RgbImage, RgbRef};
 use consentry_models::tfjs;
 use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
@@ -501,4 +506,49 @@ fn detector_speed() {
         best * 1e3,
         2.0 * 512.0 * 512.0 * 1024.0 / best / 1e9
     );
+}
+
+/// `forward` (the raw pass other code may batch on a GPU) and `detect`
+/// tell the same story, also for a batch.
+#[test]
+fn forward_agrees_with_detect() {
+    let _turn = serial();
+    let (Some(net), Some(dir)) = (detector(), testdata_dir()) else {
+        return;
+    };
+    let a = load_rgb(&dir.join("faces/astronaut_nasa_public_domain.png"));
+    let b = load_rgb(&dir.join("faces/groups/dlib_voc_2007_007763.jpg"));
+    let x = input_tensor(&[a.as_ref(), b.as_ref()], &Device::Cpu).unwrap();
+    let (boxes, scores) = net.forward(&x).unwrap();
+    assert_eq!(boxes.dims(), [2, NUM_ANCHORS, 4]);
+    assert_eq!(scores.dims(), [2, NUM_ANCHORS]);
+    let detected = net.detect(&[a.as_ref(), b.as_ref()], MIN_SCORE).unwrap();
+    for (i, (img, dets)) in [&a, &b].into_iter().zip(&detected).enumerate() {
+        let bx: Vec<[f32; 4]> = boxes
+            .get(i)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|r| [r[0], r[1], r[2], r[3]])
+            .collect();
+        let sc = scores.get(i).unwrap().to_vec1::<f32>().unwrap();
+        let kept = nms(&bx, &sc, MAX_RESULTS, IOU_THRESHOLD, MIN_SCORE);
+        assert_eq!(kept.len(), dets.len(), "image {i}");
+        for (&k, d) in kept.iter().zip(dets) {
+            assert_eq!(sc[k], d.score);
+            assert_eq!(to_pixels(&bx[k], img.width, img.height), d.rect);
+        }
+    }
+    // A batch gives what single photos give.
+    let (single, _) = net.forward(&x.narrow(0, 1, 1).unwrap()).unwrap();
+    let diff = (single.squeeze(0).unwrap() - boxes.get(1).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-6, "{diff}");
 }

@@ -66,6 +66,7 @@ fn architecture_md_names_existing_files() {
             "daemon/src/pipeline/store/",
             "models/",
             "packaging/",
+            "tests/tests/",
         ]
         .iter()
         .any(|prefix| root().join(format!("{prefix}{word}")).exists());
