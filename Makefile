@@ -25,7 +25,7 @@ test: deps models build
 # One build profile for run and test, so the cache is shared (dependencies are
 # optimised even in it; see Cargo.toml).
 build:
-	$(CARGO) build --workspace --bins --tests
+	$(CARGO) build --workspace --bins --tests --benches
 
 deps:
 	./.ci/install-deps

@@ -93,7 +93,7 @@ fn main() {
 /// The photo files, the synthetic 1920×1280 target first.
 fn photo_set(testdata: &Path, work: &Path) -> Vec<PathBuf> {
     let source = imgcodecs::imread_def(
-        &testdata.join("faces/groups/faceapi_bbt1.jpg").to_string_lossy(),
+        testdata.join("faces/groups/faceapi_bbt1.jpg"),
     )
     .unwrap();
     // 1366×768 → 1920×1080, centred on a 1920×1280 canvas.
@@ -104,7 +104,7 @@ fn photo_set(testdata: &Path, work: &Path) -> Vec<PathBuf> {
     scaled.copy_to(&mut roi).unwrap();
     let target = work.join("target_1920x1280_4faces.jpg");
     let params = Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 92]);
-    imgcodecs::imwrite(&target.to_string_lossy(), &canvas, &params).unwrap();
+    imgcodecs::imwrite(&target, &canvas, &params).unwrap();
 
     let mut photos = vec![target];
     let mut groups: Vec<PathBuf> = std::fs::read_dir(testdata.join("faces/groups"))
