@@ -69,20 +69,27 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
 
-    let mut results = vec![ours(&models_dir, &photos, rounds, 1), ours(&models_dir, &photos, rounds, 4)];
+    let mut results = vec![
+        ours(&models_dir, &photos, rounds, 1),
+        ours(&models_dir, &photos, rounds, 4),
+    ];
     if std::env::var("CONSENTRY_BENCH_PEERS").as_deref() != Ok("0") {
         results.extend(peers(&root, &photos));
     }
 
     println!();
-    println!("{:<58} {:>8} {:>9} {:>8} {:>12}", "engine", "s/photo", "target s", "faces/s", "vs ours (b1)");
+    println!(
+        "{:<58} {:>8} {:>9} {:>8} {:>12}",
+        "engine", "s/photo", "target s", "faces/s", "vs ours (b1)"
+    );
     let base = results[0].per_photo();
     for r in &results {
         println!(
             "{:<58} {:>8.3} {:>9} {:>8.1} {:>11.1}×",
             r.name,
             r.per_photo(),
-            r.target_seconds.map_or("-".to_owned(), |t| format!("{t:.3}")),
+            r.target_seconds
+                .map_or("-".to_owned(), |t| format!("{t:.3}")),
             r.faces_per_s(),
             r.per_photo() / base
         );
@@ -92,14 +99,20 @@ fn main() {
 
 /// The photo files, the synthetic 1920×1280 target first.
 fn photo_set(testdata: &Path, work: &Path) -> Vec<PathBuf> {
-    let source = imgcodecs::imread_def(
-        testdata.join("faces/groups/faceapi_bbt1.jpg"),
-    )
-    .unwrap();
+    let source = imgcodecs::imread_def(testdata.join("faces/groups/faceapi_bbt1.jpg")).unwrap();
     // 1366×768 → 1920×1080, centred on a 1920×1280 canvas.
     let mut scaled = Mat::default();
-    imgproc::resize(&source, &mut scaled, Size::new(1920, 1080), 0.0, 0.0, imgproc::INTER_AREA).unwrap();
-    let mut canvas = Mat::new_rows_cols_with_default(1280, 1920, scaled.typ(), Scalar::all(40.0)).unwrap();
+    imgproc::resize(
+        &source,
+        &mut scaled,
+        Size::new(1920, 1080),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )
+    .unwrap();
+    let mut canvas =
+        Mat::new_rows_cols_with_default(1280, 1920, scaled.typ(), Scalar::all(40.0)).unwrap();
     let mut roi = Mat::roi_mut(&mut canvas, Rect::new(0, 100, 1920, 1080)).unwrap();
     scaled.copy_to(&mut roi).unwrap();
     let target = work.join("target_1920x1280_4faces.jpg");
@@ -156,7 +169,10 @@ fn ours(models_dir: &Path, photos: &[PathBuf], rounds: usize, batch: usize) -> F
         models::describe_device(&device)
     );
     Figures {
-        name: format!("consentry (candle, {}, batch {batch})", models::describe_device(&device)),
+        name: format!(
+            "consentry (candle, {}, batch {batch})",
+            models::describe_device(&device)
+        ),
         photos: photos.len(),
         faces,
         seconds: best,
@@ -172,7 +188,10 @@ fn peers(root: &Path, photos: &[PathBuf]) -> Vec<Figures> {
     let cache = match setup {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         Ok(out) => {
-            println!("peers unavailable: setup failed: {}", String::from_utf8_lossy(&out.stderr));
+            println!(
+                "peers unavailable: setup failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             return Vec::new();
         }
         Err(e) => {
@@ -189,7 +208,9 @@ fn peers(root: &Path, photos: &[PathBuf]) -> Vec<Figures> {
         }),
         ("face-api", {
             let mut c = Command::new("node");
-            c.arg(peers_dir.join("faceapi_peer.mjs")).arg("--modules").arg(cache.join("node/node_modules"));
+            c.arg(peers_dir.join("faceapi_peer.mjs"))
+                .arg("--modules")
+                .arg(cache.join("node/node_modules"));
             c
         }),
     ];
@@ -201,15 +222,24 @@ fn peers(root: &Path, photos: &[PathBuf]) -> Vec<Figures> {
             continue;
         };
         let stdout = String::from_utf8_lossy(&result.stdout);
-        let lines: Vec<serde_json::Value> =
-            stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         let Some(summary) = lines.iter().find(|l| l.get("peer").is_some()) else {
-            println!("{label} peer failed: {}", String::from_utf8_lossy(&result.stderr));
+            println!(
+                "{label} peer failed: {}",
+                String::from_utf8_lossy(&result.stderr)
+            );
             continue;
         };
         let target = lines
             .iter()
-            .find(|l| l["path"].as_str().is_some_and(|p| p.contains("target_1920x1280")))
+            .find(|l| {
+                l["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("target_1920x1280"))
+            })
             .and_then(|l| l["seconds"].as_f64());
         println!("{label} peer: {summary}");
         out.push(Figures {

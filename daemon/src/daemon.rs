@@ -153,7 +153,11 @@ pub fn start_faces(config: &Config) -> anyhow::Result<EngineStage> {
         max_photos: config.faces.batch_photos,
         linger: config.faces.batch_wait,
     };
-    Ok(EngineStage::start(loaded.engine, loaded.manifest.engine, batching)?)
+    Ok(EngineStage::start(
+        loaded.engine,
+        loaded.manifest.engine,
+        batching,
+    )?)
 }
 
 fn ingest_worker(

@@ -219,7 +219,10 @@ pub fn merge_redetected(old: &[Face], new: Vec<Face>) -> Vec<Face> {
     let mut next = old.iter().map(|f| f.no + 1).max().unwrap_or(0);
     let mut out: Vec<Face> = old.iter().filter(|f| f.reviewed).cloned().collect();
     for mut face in new {
-        if out.iter().any(|kept| kept.reviewed && kept.bbox.iou(&face.bbox) >= 0.5) {
+        if out
+            .iter()
+            .any(|kept| kept.reviewed && kept.bbox.iou(&face.bbox) >= 0.5)
+        {
             continue;
         }
         face.no = next;
@@ -236,10 +239,22 @@ mod tests {
     fn face(no: u32, x: f32, reviewed: bool) -> Face {
         Face {
             no,
-            bbox: FaceBox { x, y: 0.0, width: 10.0, height: 10.0 },
+            bbox: FaceBox {
+                x,
+                y: 0.0,
+                width: 10.0,
+                height: 10.0,
+            },
             landmarks: vec![],
             score: 0.9,
-            quality: FaceQuality { score: 1.0, interocular_px: 40.0, sharpness: 200.0, yaw: 0.0, pitch: 0.7, roll_deg: 0.0 },
+            quality: FaceQuality {
+                score: 1.0,
+                interocular_px: 40.0,
+                sharpness: 200.0,
+                yaw: 0.0,
+                pitch: 0.7,
+                roll_deg: 0.0,
+            },
             embedding: vec![0.0; 128],
             engine: if reviewed { "old".into() } else { "new".into() },
             detected_at_ms: 0,
@@ -249,8 +264,16 @@ mod tests {
 
     #[test]
     fn redetection_keeps_reviewed_faces_and_never_reuses_numbers() {
-        let old = vec![face(0, 0.0, true), face(1, 100.0, false), face(2, 200.0, false)];
-        let new = vec![face(0, 1.0, false), face(0, 300.0, false), face(0, 100.0, false)];
+        let old = vec![
+            face(0, 0.0, true),
+            face(1, 100.0, false),
+            face(2, 200.0, false),
+        ];
+        let new = vec![
+            face(0, 1.0, false),
+            face(0, 300.0, false),
+            face(0, 100.0, false),
+        ];
         let merged = merge_redetected(&old, new);
         // The reviewed face stays; its duplicate is dropped; unreviewed old faces go.
         assert_eq!(merged.len(), 3);
@@ -268,7 +291,12 @@ mod tests {
 
     #[test]
     fn iou_of_boxes() {
-        let a = FaceBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
+        let a = FaceBox {
+            x: 0.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert_eq!(a.iou(&a), 1.0);
         assert_eq!(a.iou(&FaceBox { x: 20.0, ..a }), 0.0);
         assert!((a.iou(&FaceBox { x: 5.0, ..a }) - 1.0 / 3.0).abs() < 1e-6);

@@ -40,7 +40,12 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { min_score: 0.2, canvas_factor: 2.5, canvas_max_side: 1024, batch: 16 }
+        EngineConfig {
+            min_score: 0.2,
+            canvas_factor: 2.5,
+            canvas_max_side: 1024,
+            batch: 16,
+        }
     }
 }
 
@@ -113,7 +118,13 @@ impl FaceEngine {
         device: Device,
         config: EngineConfig,
     ) -> Self {
-        FaceEngine { detector, landmarker, embedder, device, config }
+        FaceEngine {
+            detector,
+            landmarker,
+            embedder,
+            device,
+            config,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -135,11 +146,15 @@ impl FaceEngine {
             if !dets.iter().any(face_shaped) && small && self.config.canvas_factor > 1.0 {
                 retry.push(i);
             }
-            candidates.extend(dets.into_iter().filter(face_shaped).map(|detection| Candidate {
-                image: i,
-                detection,
-                canvas: None,
-            }));
+            candidates.extend(
+                dets.into_iter()
+                    .filter(face_shaped)
+                    .map(|detection| Candidate {
+                        image: i,
+                        detection,
+                        canvas: None,
+                    }),
+            );
         }
 
         // Tight crops: the same photo, centred on a larger black canvas.
@@ -154,10 +169,12 @@ impl FaceEngine {
             let refs: Vec<RgbRef<'_>> = canvases.iter().map(|(_, c, _)| c.as_ref()).collect();
             for (k, dets) in self.detector.detect(&refs, min)?.into_iter().enumerate() {
                 let (image, _, offset) = canvases[k];
-                candidates.extend(dets.into_iter().filter(face_shaped).map(|detection| Candidate {
-                    image,
-                    detection,
-                    canvas: Some((k, offset)),
+                candidates.extend(dets.into_iter().filter(face_shaped).map(|detection| {
+                    Candidate {
+                        image,
+                        detection,
+                        canvas: Some((k, offset)),
+                    }
                 }));
             }
         }
@@ -183,7 +200,10 @@ impl FaceEngine {
             .zip(&first)
             .map(|((img, rect), points)| (img, recentred(rect, points)))
             .collect();
-        let mirrors: Vec<Mirrored> = crops.iter().map(|(img, rect)| Mirrored::new(*img, *rect)).collect();
+        let mirrors: Vec<Mirrored> = crops
+            .iter()
+            .map(|(img, rect)| Mirrored::new(*img, *rect))
+            .collect();
         let mut all: Vec<(RgbRef<'_>, Rect)> = crops.clone();
         all.extend(mirrors.iter().map(|m| (m.image.as_ref(), m.rect)));
         let mut points = self.landmarker.landmarks(&all)?;
@@ -193,7 +213,9 @@ impl FaceEngine {
             .zip(mirrored_points)
             .zip(mirrors.iter().zip(&candidates))
             .map(|((direct, flipped), (mirror, c))| {
-                let (dx, dy) = c.canvas.map_or((0.0, 0.0), |(_, (dx, dy))| (dx as f32, dy as f32));
+                let (dx, dy) = c
+                    .canvas
+                    .map_or((0.0, 0.0), |(_, (dx, dy))| (dx as f32, dy as f32));
                 let flipped = mirror.unflip(&flipped);
                 if direct.len() != flipped.len() {
                     return direct;
@@ -217,7 +239,10 @@ impl FaceEngine {
             .map(|(k, points)| {
                 let five = align::five_from_68(points);
                 let details = align::chip_details(&five);
-                (align::extract_chip(images[candidates[*k].image], &details), details)
+                (
+                    align::extract_chip(images[candidates[*k].image], &details),
+                    details,
+                )
             })
             .collect();
 
@@ -238,7 +263,11 @@ impl FaceEngine {
             let rect = match c.canvas {
                 Some((_, (dx, dy))) => {
                     let r = c.detection.rect;
-                    Rect { x: r.x - dx as f32, y: r.y - dy as f32, ..r }
+                    Rect {
+                        x: r.x - dx as f32,
+                        y: r.y - dy as f32,
+                        ..r
+                    }
                 }
                 None => c.detection.rect,
             };
@@ -265,7 +294,11 @@ fn recentred(rect: Rect, points: &[Point]) -> Rect {
     for p in points {
         (x0, y0, x1, y1) = (x0.min(p.x), y0.min(p.y), x1.max(p.x), y1.max(p.y));
     }
-    Rect { x: (x0 + x1 - rect.width) / 2.0, y: (y0 + y1 - rect.height) / 2.0, ..rect }
+    Rect {
+        x: (x0 + x1 - rect.width) / 2.0,
+        y: (y0 + y1 - rect.height) / 2.0,
+        ..rect
+    }
 }
 
 /// A face region flipped left-right, for a second landmark opinion.
@@ -293,8 +326,17 @@ impl Mirrored {
                 }
             }
         }
-        let mirrored = Rect { x: x1 as f32 - rect.right(), y: rect.y - y0 as f32, ..rect };
-        Mirrored { image: region, rect: mirrored, x1: x1 as f32, y0: y0 as f32 }
+        let mirrored = Rect {
+            x: x1 as f32 - rect.right(),
+            y: rect.y - y0 as f32,
+            ..rect
+        };
+        Mirrored {
+            image: region,
+            rect: mirrored,
+            x1: x1 as f32,
+            y0: y0 as f32,
+        }
     }
 
     /// Points found on the mirrored region, back in source pixels and in
@@ -321,8 +363,7 @@ const MIRROR_68: [usize; 68] = [
     27, 28, 29, 30, // nose bridge
     35, 34, 33, 32, 31, // nostrils
     45, 44, 43, 42, 47, 46, // eye (image-left) ↔ eye (image-right)
-    39, 38, 37, 36, 41, 40,
-    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, // outer lip
+    39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, // outer lip
     64, 63, 62, 61, 60, 67, 66, 65, // inner lip
 ];
 
@@ -340,19 +381,31 @@ fn clip(r: Rect, width: usize, height: usize) -> Rect {
     let y0 = r.y.clamp(0.0, height as f32);
     let x1 = r.right().clamp(0.0, width as f32);
     let y1 = r.bottom().clamp(0.0, height as f32);
-    Rect { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }
+    Rect {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    }
 }
 
 fn mean(points: &[Point]) -> Point {
     let n = points.len().max(1) as f32;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(x, y), p| (x + p.x, y + p.y));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p.x, y + p.y));
     Point::new(sx / n, sy / n)
 }
 
 /// Eye centres (image-left, image-right), nose tip and mouth centre from the
 /// iBUG-68 points.
 fn key_points(lm: &[Point]) -> (Point, Point, Point, Point) {
-    (mean(&lm[36..42]), mean(&lm[42..48]), lm[30], mean(&lm[48..68]))
+    (
+        mean(&lm[36..42]),
+        mean(&lm[42..48]),
+        lm[30],
+        mean(&lm[48..68]),
+    )
 }
 
 /// Face geometry in the eye-aligned frame: (inter-ocular distance, yaw,
@@ -489,7 +542,10 @@ mod tests {
 
     #[test]
     fn upside_down_or_collapsed_landmarks_are_not_a_face() {
-        let flipped: Vec<Point> = frontal().iter().map(|p| Point::new(p.x, 100.0 - p.y)).collect();
+        let flipped: Vec<Point> = frontal()
+            .iter()
+            .map(|p| Point::new(p.x, 100.0 - p.y))
+            .collect();
         assert!(!plausible_geometry(&flipped));
         assert!(!plausible_geometry(&vec![Point::new(5.0, 5.0); 68]));
         let mut nose_far_out = frontal();
@@ -498,7 +554,10 @@ mod tests {
         let mut muzzle = frontal();
         muzzle[48] = Point::new(40.0, 75.0);
         muzzle[54] = Point::new(60.0, 75.0);
-        assert!(!plausible_geometry(&muzzle), "mouth 0.67 inter-ocular distances wide");
+        assert!(
+            !plausible_geometry(&muzzle),
+            "mouth 0.67 inter-ocular distances wide"
+        );
     }
 
     #[test]
@@ -529,7 +588,12 @@ mod tests {
     #[test]
     fn unflipping_mirrored_points_restores_them() {
         let img = RgbImage::zeros(100, 100);
-        let rect = Rect { x: 20.5, y: 10.0, width: 40.0, height: 50.0 };
+        let rect = Rect {
+            x: 20.5,
+            y: 10.0,
+            width: 40.0,
+            height: 50.0,
+        };
         let m = Mirrored::new(img.as_ref(), rect);
         assert_eq!((m.image.width, m.image.height), (41, 50));
         // A point at source x maps to x1 − 1 − x in the region.
@@ -547,7 +611,15 @@ mod tests {
 
     #[test]
     fn low_score_boxes_must_be_taller_than_wide() {
-        let det = |score, width, height| Detection { rect: Rect { x: 0.0, y: 0.0, width, height }, score };
+        let det = |score, width, height| Detection {
+            rect: Rect {
+                x: 0.0,
+                y: 0.0,
+                width,
+                height,
+            },
+            score,
+        };
         assert!(face_shaped(&det(0.9, 100.0, 50.0)));
         assert!(face_shaped(&det(0.3, 100.0, 120.0)));
         assert!(!face_shaped(&det(0.3, 100.0, 76.0)));
@@ -555,10 +627,23 @@ mod tests {
 
     #[test]
     fn recentring_moves_the_box_onto_the_landmarks() {
-        let r = recentred(Rect { x: 0.0, y: 0.0, width: 100.0, height: 100.0 }, &frontal());
+        let r = recentred(
+            Rect {
+                x: 0.0,
+                y: 0.0,
+                width: 100.0,
+                height: 100.0,
+            },
+            &frontal(),
+        );
         // Landmarks span x 35..65, y 40..75 → centre (50, 57.5).
         assert_eq!((r.x, r.y, r.width, r.height), (0.0, 7.5, 100.0, 100.0));
-        let same = Rect { x: 1.0, y: 2.0, width: 3.0, height: 4.0 };
+        let same = Rect {
+            x: 1.0,
+            y: 2.0,
+            width: 3.0,
+            height: 4.0,
+        };
         assert_eq!(recentred(same, &[]), same);
     }
 

@@ -76,7 +76,11 @@ pub struct RgbRef<'a> {
 impl RgbImage {
     pub fn new(width: usize, height: usize, data: Vec<u8>) -> Self {
         assert_eq!(data.len(), width * height * 3, "RGB buffer size");
-        Self { width, height, data }
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 
     pub fn zeros(width: usize, height: usize) -> Self {
@@ -84,14 +88,22 @@ impl RgbImage {
     }
 
     pub fn as_ref(&self) -> RgbRef<'_> {
-        RgbRef { width: self.width, height: self.height, data: &self.data }
+        RgbRef {
+            width: self.width,
+            height: self.height,
+            data: &self.data,
+        }
     }
 }
 
 impl<'a> RgbRef<'a> {
     pub fn new(width: usize, height: usize, data: &'a [u8]) -> Self {
         assert_eq!(data.len(), width * height * 3, "RGB buffer size");
-        Self { width, height, data }
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 
     /// The pixel at (x, y) as `[r, g, b]`.
@@ -191,8 +203,18 @@ mod tests {
 
     #[test]
     fn iou_of_overlapping_rects() {
-        let a = Rect { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
-        let b = Rect { x: 5.0, y: 0.0, width: 10.0, height: 10.0 };
+        let a = Rect {
+            x: 0.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
+        let b = Rect {
+            x: 5.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
         assert_eq!(a.iou(&Rect { x: 20.0, ..a }), 0.0);
         assert_eq!(a.iou(&a), 1.0);

@@ -55,7 +55,10 @@ pub fn load(manifest_json: &[u8], data: &[u8]) -> Result<Vec<(String, Tensor)>, 
     let entries: Vec<&Entry> = groups.iter().flat_map(|g| &g.weights).collect();
     let expected: usize = entries.iter().map(|e| byte_len(e)).sum::<Result<_, _>>()?;
     if expected != data.len() {
-        return Err(TfjsError::Size { expected, actual: data.len() });
+        return Err(TfjsError::Size {
+            expected,
+            actual: data.len(),
+        });
     }
     let mut offset = 0;
     let mut out = Vec::with_capacity(entries.len());
@@ -64,9 +67,10 @@ pub fn load(manifest_json: &[u8], data: &[u8]) -> Result<Vec<(String, Tensor)>, 
         let bytes = &data[offset..offset + len];
         offset += len;
         let values: Vec<f32> = match (&e.quantization, e.dtype.as_str()) {
-            (Some(q), _) if q.dtype == "uint8" => {
-                bytes.iter().map(|&b| (b as f64 * q.scale + q.min) as f32).collect()
-            }
+            (Some(q), _) if q.dtype == "uint8" => bytes
+                .iter()
+                .map(|&b| (b as f64 * q.scale + q.min) as f32)
+                .collect(),
             (Some(q), _) if q.dtype == "uint16" => bytes
                 .chunks_exact(2)
                 .map(|c| (u16::from_le_bytes([c[0], c[1]]) as f64 * q.scale + q.min) as f32)
@@ -81,10 +85,16 @@ pub fn load(manifest_json: &[u8], data: &[u8]) -> Result<Vec<(String, Tensor)>, 
                 .collect(),
             (q, dtype) => {
                 let dtype = q.as_ref().map_or(dtype, |q| q.dtype.as_str());
-                return Err(TfjsError::Dtype { name: e.name.clone(), dtype: dtype.to_owned() });
+                return Err(TfjsError::Dtype {
+                    name: e.name.clone(),
+                    dtype: dtype.to_owned(),
+                });
             }
         };
-        out.push((e.name.clone(), Tensor::from_vec(values, e.shape.as_slice(), &Device::Cpu)?));
+        out.push((
+            e.name.clone(),
+            Tensor::from_vec(values, e.shape.as_slice(), &Device::Cpu)?,
+        ));
     }
     Ok(out)
 }
@@ -97,12 +107,18 @@ fn byte_len(e: &Entry) -> Result<usize, TfjsError> {
             "uint8" => 1,
             "uint16" | "float16" => 2,
             other => {
-                return Err(TfjsError::Dtype { name: e.name.clone(), dtype: other.to_owned() });
+                return Err(TfjsError::Dtype {
+                    name: e.name.clone(),
+                    dtype: other.to_owned(),
+                });
             }
         },
         (None, "float32" | "int32") => 4,
         (None, other) => {
-            return Err(TfjsError::Dtype { name: e.name.clone(), dtype: other.to_owned() });
+            return Err(TfjsError::Dtype {
+                name: e.name.clone(),
+                dtype: other.to_owned(),
+            });
         }
     };
     Ok(count * width)
@@ -149,7 +165,8 @@ mod tests {
 
     #[test]
     fn unknown_dtype_is_named() {
-        let m = r#"[{"paths": [], "weights": [{"name": "x", "shape": [1], "dtype": "complex64"}]}]"#;
+        let m =
+            r#"[{"paths": [], "weights": [{"name": "x", "shape": [1], "dtype": "complex64"}]}]"#;
         let err = load(m.as_bytes(), &[]).unwrap_err().to_string();
         assert!(err.contains("complex64") && err.contains('x'), "{err}");
     }

@@ -89,7 +89,11 @@ pub enum WeightsError {
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
     #[error("{file} is damaged: its SHA-256 is {actual}, the manifest says {expected}")]
-    Digest { file: String, expected: String, actual: String },
+    Digest {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("the manifest lists no {} ({})", .0.file_name(), .0.describe())]
     Missing(Role),
 }
@@ -114,7 +118,10 @@ impl ModelsManifest {
     }
 
     pub fn file(&self, role: Role) -> Result<&ModelFile, WeightsError> {
-        self.files.iter().find(|f| f.role == role).ok_or(WeightsError::Missing(role))
+        self.files
+            .iter()
+            .find(|f| f.role == role)
+            .ok_or(WeightsError::Missing(role))
     }
 }
 
@@ -132,7 +139,10 @@ pub fn verify(entry: &ModelFile, bytes: &[u8]) -> Result<(), WeightsError> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Dequantises a face-api tfjs model into the tensor map its network file
@@ -144,13 +154,18 @@ pub fn convert_tfjs(
 ) -> Result<HashMap<String, Tensor>, WeightsError> {
     crate::tfjs::load(manifest_json, shard)
         .map(|pairs| pairs.into_iter().collect())
-        .map_err(|e| WeightsError::Invalid { file: file.to_owned(), message: e.to_string() })
+        .map_err(|e| WeightsError::Invalid {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 /// Reads dlib's ResNet `.dat` into the folded tensor map `FaceEmbedder` loads.
 pub fn convert_dlib(file: &str, dat: &[u8]) -> Result<HashMap<String, Tensor>, WeightsError> {
-    crate::dlib_dat::parse(dat, &Device::Cpu)
-        .map_err(|e| WeightsError::Invalid { file: file.to_owned(), message: e.to_string() })
+    crate::dlib_dat::parse(dat, &Device::Cpu).map_err(|e| WeightsError::Invalid {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +200,10 @@ mod tests {
         let entry = m.file(Role::FaceEmbedder).unwrap();
         verify(entry, b"weights").unwrap();
         let err = verify(entry, b"weightz").unwrap_err().to_string();
-        assert!(err.contains("face_embedder.safetensors is damaged"), "{err}");
+        assert!(
+            err.contains("face_embedder.safetensors is damaged"),
+            "{err}"
+        );
         assert!(err.contains(&entry.sha256), "{err}");
     }
 

@@ -30,18 +30,26 @@ fn faces_are_stored_with_the_asset_and_shown() {
         .expect("astronaut asset");
     assert_eq!(astronaut["status"], "ready");
     assert_eq!(astronaut["faces"], 1);
-    let noise = assets.iter().find(|a| a["sources"][0]["path"] == "noise.jpg").unwrap();
+    let noise = assets
+        .iter()
+        .find(|a| a["sources"][0]["path"] == "noise.jpg")
+        .unwrap();
     assert_eq!(noise["faces"], 0, "random pixels have no face");
 
     let id = astronaut["id"].as_str().unwrap();
-    let detail = env.cli_json_lines(&["assets", "show", id, "--json"]).remove(0);
+    let detail = env
+        .cli_json_lines(&["assets", "show", id, "--json"])
+        .remove(0);
     let faces = detail["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1);
     let face = &faces[0];
     // Eileen Collins' face: face-api's box on this image is (181, 73, 83×102).
     let b = &face["box"];
     let (x, y) = (b["x"].as_f64().unwrap(), b["y"].as_f64().unwrap());
-    assert!((x - 181.0).abs() < 10.0 && (y - 73.0).abs() < 10.0, "box {b}");
+    assert!(
+        (x - 181.0).abs() < 10.0 && (y - 73.0).abs() < 10.0,
+        "box {b}"
+    );
     assert_eq!(face["landmarks"].as_array().unwrap().len(), 68);
     assert_eq!(face["embedding"].as_array().unwrap().len(), 128);
     let norm: f64 = face["embedding"]
@@ -51,12 +59,27 @@ fn faces_are_stored_with_the_asset_and_shown() {
         .map(|v| v.as_f64().unwrap().powi(2))
         .sum::<f64>()
         .sqrt();
-    assert!((1.2..1.7).contains(&norm), "dlib descriptors have a norm near 1.46, got {norm}");
+    assert!(
+        (1.2..1.7).contains(&norm),
+        "dlib descriptors have a norm near 1.46, got {norm}"
+    );
     assert!(face["score"].as_f64().unwrap() > 0.9);
-    assert!(face["quality"]["score"].as_f64().unwrap() > 0.5, "{}", face["quality"]);
-    assert!(face["engine"].as_str().unwrap().starts_with("consentry-faces-"));
+    assert!(
+        face["quality"]["score"].as_f64().unwrap() > 0.5,
+        "{}",
+        face["quality"]
+    );
+    assert!(
+        face["engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("consentry-faces-")
+    );
     assert_eq!(face["reviewed"], false);
-    assert!(daemon.log().contains("face engine consentry-faces-"), "start-up logs the engine and device");
+    assert!(
+        daemon.log().contains("face engine consentry-faces-"),
+        "start-up logs the engine and device"
+    );
     daemon.stop();
 }
 
@@ -79,7 +102,10 @@ fn start_with_models(env: &Env, models: &Path) -> (bool, String) {
     assert!(config.contains(&models_line));
     std::fs::write(
         &env.config,
-        config.replace(&models_line, &format!("models_dir = \"{}\"", models.display())),
+        config.replace(
+            &models_line,
+            &format!("models_dir = \"{}\"", models.display()),
+        ),
     )
     .unwrap();
     let out = Command::new(bin("consentryd"))
@@ -88,7 +114,10 @@ fn start_with_models(env: &Env, models: &Path) -> (bool, String) {
         .env_remove("CONSENTRY_MODELS_DIR")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -102,8 +131,14 @@ fn a_damaged_model_file_stops_start_up_with_the_fix() {
     std::fs::write(&file, bytes).unwrap();
     let (ok, stderr) = start_with_models(&env, &models);
     assert!(!ok, "consentryd must not start on a damaged model");
-    assert!(stderr.contains("face_landmarks.safetensors is damaged"), "{stderr}");
-    assert!(stderr.contains("make models") && stderr.contains("reinstall"), "{stderr}");
+    assert!(
+        stderr.contains("face_landmarks.safetensors is damaged"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("make models") && stderr.contains("reinstall"),
+        "{stderr}"
+    );
     assert!(!env.socket.exists(), "nothing was served");
 }
 
@@ -126,7 +161,14 @@ fn faces_detect_reports_each_file_and_fails_on_a_bad_one() {
     let bad = dir.path().join("notes.jpg");
     std::fs::write(&bad, b"not a photo at all").unwrap();
     let out = Command::new(bin("consentry"))
-        .args(["--config", "/nonexistent/consentry.toml", "faces", "detect", "--json", "--models"])
+        .args([
+            "--config",
+            "/nonexistent/consentry.toml",
+            "faces",
+            "detect",
+            "--json",
+            "--models",
+        ])
         .arg(models_dir())
         .arg(&good)
         .arg(&bad)

@@ -8,6 +8,7 @@
 //!   pairs on the right side of 0.6;
 //! - detection: group photos within ±1 of `expected_faces` (all but at most
 //!   two), and no face at all in `nofaces/`.
+//!
 //! Each test prints its figures (`cargo test -- --nocapture` shows them).
 
 use std::collections::HashMap;
@@ -84,8 +85,10 @@ fn detections() -> Option<&'static HashMap<String, Vec<Face>>> {
                 String::from_utf8_lossy(&output.stderr)
             );
             let stdout = String::from_utf8(output.stdout).unwrap();
-            let lines: Vec<Value> =
-                stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let lines: Vec<Value> = stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             assert_eq!(lines.len(), files.len(), "one line per file");
             Some(
                 rel.into_iter()
@@ -100,7 +103,12 @@ fn detections() -> Option<&'static HashMap<String, Vec<Face>>> {
                                 let num = |v: &Value| v.as_f64().unwrap() as f32;
                                 assert_eq!(f["landmarks"].as_array().unwrap().len(), 68);
                                 Face {
-                                    bbox: [num(&b["x"]), num(&b["y"]), num(&b["width"]), num(&b["height"])],
+                                    bbox: [
+                                        num(&b["x"]),
+                                        num(&b["y"]),
+                                        num(&b["width"]),
+                                        num(&b["height"]),
+                                    ],
                                     embedding: f["embedding"]
                                         .as_array()
                                         .unwrap()
@@ -121,7 +129,11 @@ fn detections() -> Option<&'static HashMap<String, Vec<Face>>> {
 fn distance(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), 128);
     assert_eq!(b.len(), 128);
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -137,10 +149,9 @@ fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 fn pipeline_matches_dlib_on_every_reference_face() {
     let Some(ours) = detections() else { return };
     let data = testdata().unwrap();
-    let reference: Value = serde_json::from_slice(
-        &std::fs::read(data.join("reference/dlib_reference.json")).unwrap(),
-    )
-    .unwrap();
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(data.join("reference/dlib_reference.json")).unwrap())
+            .unwrap();
     let manifest = manifest(&data);
     let mut distances = Vec::new();
     let mut unmatched = Vec::new();
@@ -156,11 +167,19 @@ fn pipeline_matches_dlib_on_every_reference_face() {
             .map_or(0, |n| dlib_boxes.saturating_sub(n));
         let mut misses = Vec::new();
         for face in image["faces"].as_array().unwrap() {
-            let ltrb: Vec<f32> =
-                face["box_ltrb"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let ltrb: Vec<f32> = face["box_ltrb"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             let dlib_box = [ltrb[0], ltrb[1], ltrb[2] - ltrb[0], ltrb[3] - ltrb[1]];
-            let descriptor: Vec<f32> =
-                face["descriptor"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let descriptor: Vec<f32> = face["descriptor"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             let best = found
                 .iter()
                 .map(|f| (iou(f.bbox, dlib_box), f))
@@ -191,7 +210,10 @@ fn pipeline_matches_dlib_on_every_reference_face() {
         distances.len(),
         unmatched.len()
     );
-    assert!(unmatched.is_empty(), "dlib faces without a match: {unmatched:#?}");
+    assert!(
+        unmatched.is_empty(),
+        "dlib faces without a match: {unmatched:#?}"
+    );
     assert!(median <= 0.2, "median distance {median}");
     assert!(max <= 0.35, "max distance {max} on {worst}");
 }
@@ -213,7 +235,11 @@ fn identity_pairs_are_separated_at_0_6() {
         .collect();
     photos.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(photos.len(), 111, "identity photos in the manifest");
-    let missing: Vec<&str> = photos.iter().filter(|p| p.2.is_none()).map(|p| p.0.as_str()).collect();
+    let missing: Vec<&str> = photos
+        .iter()
+        .filter(|p| p.2.is_none())
+        .map(|p| p.0.as_str())
+        .collect();
     let (mut right, mut total) = (0usize, 0usize);
     let (mut false_match, mut false_split) = (0usize, 0usize);
     for i in 0..photos.len() {
@@ -221,7 +247,9 @@ fn identity_pairs_are_separated_at_0_6() {
             total += 1;
             let same = photos[i].1 == photos[j].1;
             // A photo without a face gets every one of its pairs wrong.
-            let (Some(a), Some(b)) = (&photos[i].2, &photos[j].2) else { continue };
+            let (Some(a), Some(b)) = (&photos[i].2, &photos[j].2) else {
+                continue;
+            };
             let close = distance(a, b) < 0.6;
             match (same, close) {
                 (true, true) | (false, false) => right += 1,
@@ -252,13 +280,23 @@ fn group_photos_have_the_expected_number_of_faces() {
     for (rel, expected) in &groups {
         let found = ours[rel].len();
         let ok = found.abs_diff(*expected) <= 1;
-        report!("faces: {found:>2} found, {expected:>2} expected {} {rel}", if ok { "  " } else { "✗" });
+        report!(
+            "faces: {found:>2} found, {expected:>2} expected {} {rel}",
+            if ok { "  " } else { "✗" }
+        );
         if !ok {
             off.push(rel.as_str());
         }
     }
-    report!("detection: {} of {} group photos within ±1", groups.len() - off.len(), groups.len());
-    assert!(off.len() <= 2, "more than two group photos off by more than one: {off:?}");
+    report!(
+        "detection: {} of {} group photos within ±1",
+        groups.len() - off.len(),
+        groups.len()
+    );
+    assert!(
+        off.len() <= 2,
+        "more than two group photos off by more than one: {off:?}"
+    );
 }
 
 #[test]
@@ -267,7 +305,12 @@ fn photos_without_people_have_no_faces() {
     let mut checked = 0;
     for (rel, faces) in ours.iter().filter(|(rel, _)| rel.starts_with("nofaces/")) {
         checked += 1;
-        assert!(faces.is_empty(), "{rel}: {} face(s) at {:?}", faces.len(), faces.iter().map(|f| f.bbox).collect::<Vec<_>>());
+        assert!(
+            faces.is_empty(),
+            "{rel}: {} face(s) at {:?}",
+            faces.len(),
+            faces.iter().map(|f| f.bbox).collect::<Vec<_>>()
+        );
     }
     report!("nofaces: 0 faces in each of {checked} photos");
     assert!(checked >= 10, "only {checked} nofaces photos");

@@ -40,18 +40,33 @@ struct FileError {
 }
 
 /// Decodes a file the way ingest does (sniffed format, limits, orientation).
-fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<DecodedImage, (String, String, String)> {
+fn decode_file(
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<DecodedImage, (String, String, String)> {
     let bytes = std::fs::read(path).map_err(|e| {
-        ("read".to_owned(), "unreadable".to_owned(), format!("cannot read {}: {e}", path.display()))
+        (
+            "read".to_owned(),
+            "unreadable".to_owned(),
+            format!("cannot read {}: {e}", path.display()),
+        )
     })?;
     decode::decode_upright(&bytes, limits)
         .map_err(|e| (e.stage().to_owned(), e.code().to_owned(), e.to_string()))
 }
 
 /// Returns whether every file was processed.
-pub fn detect(config: &Config, files: &[PathBuf], json: bool, out: &mut dyn Write) -> anyhow::Result<bool> {
+pub fn detect(
+    config: &Config,
+    files: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
     let engine = start_faces(config)?;
-    let limits = DecodeLimits { max_pixels: config.ingest.max_pixels, ..DecodeLimits::default() };
+    let limits = DecodeLimits {
+        max_pixels: config.ingest.max_pixels,
+        ..DecodeLimits::default()
+    };
     let mut all_ok = true;
     for file in files {
         let report = match decode_file(file, &limits) {
@@ -61,7 +76,11 @@ pub fn detect(config: &Config, files: &[PathBuf], json: bool, out: &mut dyn Writ
                 height: None,
                 engine: None,
                 faces: None,
-                error: Some(FileError { stage, code, message }),
+                error: Some(FileError {
+                    stage,
+                    code,
+                    message,
+                }),
             },
             Ok(image) => match engine.process(&image) {
                 Ok(faces) => FileReport {
@@ -78,7 +97,11 @@ pub fn detect(config: &Config, files: &[PathBuf], json: bool, out: &mut dyn Writ
                     height: Some(image.height),
                     engine: Some(engine.engine().to_owned()),
                     faces: None,
-                    error: Some(FileError { stage: "faces".into(), code: "engine-error".into(), message: err.to_string() }),
+                    error: Some(FileError {
+                        stage: "faces".into(),
+                        code: "engine-error".into(),
+                        message: err.to_string(),
+                    }),
                 },
             },
         };
@@ -94,7 +117,11 @@ pub fn detect(config: &Config, files: &[PathBuf], json: bool, out: &mut dyn Writ
 
 fn print_text(out: &mut dyn Write, report: &FileReport) -> std::io::Result<()> {
     if let Some(err) = &report.error {
-        return writeln!(out, "{}: {} ({}, {})", report.file, err.message, err.stage, err.code);
+        return writeln!(
+            out,
+            "{}: {} ({}, {})",
+            report.file, err.message, err.stage, err.code
+        );
     }
     let faces = report.faces.as_deref().unwrap_or_default();
     writeln!(out, "{}: {} face(s)", report.file, faces.len())?;
@@ -102,8 +129,15 @@ fn print_text(out: &mut dyn Write, report: &FileReport) -> std::io::Result<()> {
         writeln!(
             out,
             "  #{} box {:.0},{:.0} {:.0}×{:.0}  score {:.3}  quality {:.2} (eyes {:.0} px apart, yaw {:+.2})",
-            f.no, f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height, f.score, f.quality.score,
-            f.quality.interocular_px, f.quality.yaw
+            f.no,
+            f.bbox.x,
+            f.bbox.y,
+            f.bbox.width,
+            f.bbox.height,
+            f.score,
+            f.quality.score,
+            f.quality.interocular_px,
+            f.quality.yaw
         )?;
     }
     Ok(())

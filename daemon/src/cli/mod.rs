@@ -166,7 +166,12 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Command::Faces {
-        command: FacesCommand::Detect { files, json, models },
+        command:
+            FacesCommand::Detect {
+                files,
+                json,
+                models,
+            },
     } = &args.command
     {
         // Support use: no config file needed, nothing stored, no daemon asked.
@@ -180,7 +185,10 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
         }
         config.faces.batch_wait = std::time::Duration::ZERO;
         let ok = faces::detect(&config, files, *json, &mut std::io::stdout().lock())?;
-        anyhow::ensure!(ok, "some files could not be processed (see their error lines)");
+        anyhow::ensure!(
+            ok,
+            "some files could not be processed (see their error lines)"
+        );
         return Ok(());
     }
     let config = load_config(&args.config, args.demo.as_deref())?;

@@ -15,7 +15,8 @@ use consentry_models::weights::{
 };
 
 /// Bump when a conversion or the engine's processing changes its output.
-const ENGINE: &str = "consentry-faces-1 (face-api 1.7.15 ssd_mobilenetv1 + face_landmark_68, dlib resnet v1)";
+const ENGINE: &str =
+    "consentry-faces-1 (face-api 1.7.15 ssd_mobilenetv1 + face_landmark_68, dlib resnet v1)";
 
 fn main() -> ExitCode {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -35,7 +36,10 @@ fn main() -> ExitCode {
 fn run(raw: &Path, out: &Path) -> Result<(), String> {
     let read = |name: &str| {
         std::fs::read(raw.join(name)).map_err(|e| {
-            format!("{}: {e}; run models/fetch-weights first", raw.join(name).display())
+            format!(
+                "{}: {e}; run models/fetch-weights first",
+                raw.join(name).display()
+            )
         })
     };
     let provenance: Vec<Source> = serde_json::from_slice(&read("provenance.json")?)
@@ -47,7 +51,9 @@ fn run(raw: &Path, out: &Path) -> Result<(), String> {
             .find(|s| s.file == name)
             .ok_or_else(|| format!("provenance.json does not list {name}"))?;
         if weights::sha256_hex(&bytes) != entry.sha256 {
-            return Err(format!("{name} does not match its pinned SHA-256; run models/fetch-weights again"));
+            return Err(format!(
+                "{name} does not match its pinned SHA-256; run models/fetch-weights again"
+            ));
         }
         Ok(entry.clone())
     };
@@ -62,8 +68,10 @@ fn run(raw: &Path, out: &Path) -> Result<(), String> {
                 } else {
                     "face_landmark_68_model"
                 };
-                let (json, bin) =
-                    (format!("{stem}-weights_manifest.json"), format!("{stem}.bin"));
+                let (json, bin) = (
+                    format!("{stem}-weights_manifest.json"),
+                    format!("{stem}.bin"),
+                );
                 let sources = vec![source(&bin)?, source(&json)?];
                 let tensors = weights::convert_tfjs(&bin, &read(&json)?, &read(&bin)?)
                     .map_err(|e| e.to_string())?;
@@ -72,12 +80,19 @@ fn run(raw: &Path, out: &Path) -> Result<(), String> {
             Role::FaceEmbedder => {
                 let dat = "dlib_face_recognition_resnet_model_v1.dat";
                 let sources = vec![source(dat)?];
-                (weights::convert_dlib(dat, &read(dat)?).map_err(|e| e.to_string())?, sources)
+                (
+                    weights::convert_dlib(dat, &read(dat)?).map_err(|e| e.to_string())?,
+                    sources,
+                )
             }
         };
         files.push(write_safetensors(out, role, &tensors, sources)?);
     }
-    let manifest = ModelsManifest { format: MANIFEST_FORMAT, engine: ENGINE.to_owned(), files };
+    let manifest = ModelsManifest {
+        format: MANIFEST_FORMAT,
+        engine: ENGINE.to_owned(),
+        files,
+    };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     write_atomic(&out.join(MANIFEST_FILE), &json)?;
     eprintln!("face models converted into {}", out.display());

@@ -76,12 +76,19 @@ pub struct EngineStage {
 }
 
 impl EngineStage {
-    pub fn start(engine: FaceEngine, engine_name: String, batching: Batching) -> std::io::Result<Self> {
+    pub fn start(
+        engine: FaceEngine,
+        engine_name: String,
+        batching: Batching,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("faces".into())
             .spawn(move || inference_loop(&engine, &rx, batching))?;
-        Ok(EngineStage { engine_name, requests: Mutex::new(tx) })
+        Ok(EngineStage {
+            engine_name,
+            requests: Mutex::new(tx),
+        })
     }
 }
 
@@ -101,7 +108,12 @@ impl FaceStage for EngineStage {
         let found = answer
             .recv()
             .map_err(|_| FaceError("the face engine thread stopped mid-photo".into()))??;
-        Ok(to_records(found, image.reduction as f32, &self.engine_name, clock::now_ms()))
+        Ok(to_records(
+            found,
+            image.reduction as f32,
+            &self.engine_name,
+            clock::now_ms(),
+        ))
     }
 }
 
@@ -152,7 +164,11 @@ pub fn to_rgb(pixels: &Mat) -> Result<RgbImage, FaceError> {
     let bytes = if rgb.is_continuous() {
         rgb.data_bytes().map_err(cv)?.to_vec()
     } else {
-        rgb.try_clone().map_err(cv)?.data_bytes().map_err(cv)?.to_vec()
+        rgb.try_clone()
+            .map_err(cv)?
+            .data_bytes()
+            .map_err(cv)?
+            .to_vec()
     };
     Ok(RgbImage::new(w, h, bytes))
 }
@@ -171,7 +187,11 @@ pub fn to_records(found: Vec<FoundFace>, scale: f32, engine: &str, now_ms: u64) 
                 width: f.rect.width * scale,
                 height: f.rect.height * scale,
             },
-            landmarks: f.landmarks.iter().map(|p| [p.x * scale, p.y * scale]).collect(),
+            landmarks: f
+                .landmarks
+                .iter()
+                .map(|p| [p.x * scale, p.y * scale])
+                .collect(),
             score: f.score,
             quality: FaceQuality {
                 score: f.quality.score,

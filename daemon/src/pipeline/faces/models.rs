@@ -25,11 +25,22 @@ const FIX: &str = "reinstall the consentry package (it ships the models), or fro
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
     #[error("face models: cannot read {path}: {source}; {FIX}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("face models in {dir}: {source}; {FIX}")]
-    Invalid { dir: PathBuf, source: weights::WeightsError },
+    Invalid {
+        dir: PathBuf,
+        source: weights::WeightsError,
+    },
     #[error("face models: {file} in {dir} is not a usable {what}: {message}; {FIX}")]
-    Network { dir: PathBuf, file: String, what: &'static str, message: String },
+    Network {
+        dir: PathBuf,
+        file: String,
+        what: &'static str,
+        message: String,
+    },
 }
 
 /// A loaded engine and the manifest it came from.
@@ -45,7 +56,9 @@ pub fn select_device() -> Device {
     {
         match Device::new_cuda(0) {
             Ok(device) => return device,
-            Err(err) => log::warn!(target: "consentry::faces", "CUDA build, but no usable GPU ({err}); running on the CPU"),
+            Err(err) => {
+                log::warn!(target: "consentry::faces", "CUDA build, but no usable GPU ({err}); running on the CPU")
+            }
         }
     }
     Device::Cpu
@@ -53,10 +66,7 @@ pub fn select_device() -> Device {
 
 pub fn describe_device(device: &Device) -> String {
     match device {
-        Device::Cpu => format!(
-            "CPU ({} threads)",
-            candle_core::utils::get_num_threads()
-        ),
+        Device::Cpu => format!("CPU ({} threads)", candle_core::utils::get_num_threads()),
         Device::Cuda(_) => "CUDA GPU 0".to_owned(),
         Device::Metal(_) => "Metal GPU".to_owned(),
     }
@@ -64,12 +74,19 @@ pub fn describe_device(device: &Device) -> String {
 
 /// Reads `models.json`, checks every listed file's digest, and builds the
 /// engine.
-pub fn load(dir: &Path, device: &Device, config: EngineConfig) -> Result<LoadedModels, ModelsError> {
+pub fn load(
+    dir: &Path,
+    device: &Device,
+    config: EngineConfig,
+) -> Result<LoadedModels, ModelsError> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|source| ModelsError::Read { path, source })
     };
-    let invalid = |source| ModelsError::Invalid { dir: dir.to_owned(), source };
+    let invalid = |source| ModelsError::Invalid {
+        dir: dir.to_owned(),
+        source,
+    };
     let manifest = ModelsManifest::parse(&read(MANIFEST_FILE)?).map_err(invalid)?;
 
     let mut files = Vec::with_capacity(Role::ALL.len());
@@ -80,7 +97,10 @@ pub fn load(dir: &Path, device: &Device, config: EngineConfig) -> Result<LoadedM
         files.push((role, entry.file.clone(), bytes));
     }
     let build = |role: Role| {
-        let (_, file, bytes) = files.iter().find(|(r, _, _)| *r == role).expect("all roles read");
+        let (_, file, bytes) = files
+            .iter()
+            .find(|(r, _, _)| *r == role)
+            .expect("all roles read");
         let network = move |e: candle_core::Error| ModelsError::Network {
             dir: dir.to_owned(),
             file: file.clone(),
