@@ -12,6 +12,9 @@
 //!
 //! Figures and speed: `cargo test --release -p consentry-models --test align_parity -- --nocapture`.
 
+mod support;
+use support::{load_rgb, testdata_dir};
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,11 +24,8 @@ use candle_nn::VarBuilder;
 use consentry_models::align::{CHIP_SIZE, ChipDetails, chip_details, extract_chip};
 use consentry_models::face_embedder::{DESCRIPTOR_LEN, FaceEmbedder, chip_to_tensor};
 use consentry_models::{Point, RgbImage, dlib_dat};
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
-use opencv::{imgcodecs, imgproc};
 
 const WEIGHTS_ENV: &str = "CONSENTRY_DLIB_RESNET_DAT";
-const REQUIRE_ENV: &str = "CONSENTRY_REQUIRE_TESTDATA";
 // Measured: 15 of 12.8 M values differ, by 1, all on chips without the
 // pyramid (float rounding in the fit flipping a truncation); descriptors
 // within 1.4e-5 of dlib's.
@@ -39,29 +39,6 @@ const MEAN_DIFF: f64 = 1e-4;
 /// alone differs from dlib by up to ~1e-4 per value on identical chips).
 const DESCRIPTOR_DISTANCE: f32 = 1e-3;
 const BATCH: usize = 16;
-
-/// Skips the test (visibly) or, under `CONSENTRY_REQUIRE_TESTDATA=1`, fails it.
-fn skip(why: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{why} (required because {REQUIRE_ENV}=1)");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of
-    // passing tests, and a skip must stay visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-fn testdata_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    if dir.join("reference/dlib_reference.json").is_file() {
-        Some(dir)
-    } else {
-        skip(&format!(
-            "reference data not found at {} (reference/dlib_reference.json)",
-            dir.display()
-        ));
-        None
-    }
-}
 
 /// One face of `dlib_reference.json`.
 struct Face {
@@ -115,17 +92,6 @@ fn reference_faces(dir: &Path) -> Vec<Face> {
         }
     }
     faces
-}
-
-/// Decodes an image file to RGB (OpenCV applies the EXIF orientation, as the
-/// reference did with PIL's `exif_transpose`).
-fn load_rgb(path: &Path) -> RgbImage {
-    let bgr = imgcodecs::imread(path.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
-    assert!(!bgr.empty(), "cannot decode {}", path.display());
-    let mut rgb = Mat::default();
-    imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB).unwrap();
-    let (w, h) = (rgb.cols() as usize, rgb.rows() as usize);
-    RgbImage::new(w, h, rgb.data_bytes().unwrap().to_vec())
 }
 
 /// dlib's 5-point order is image-right eye (outer, inner), image-left eye
@@ -204,7 +170,7 @@ impl Stats {
 
 #[test]
 fn chips_match_dlib_on_every_reference_face() {
-    let Some(dir) = testdata_dir() else {
+    let Some(dir) = testdata_dir("dlib_reference.json") else {
         return;
     };
     let faces = reference_faces(&dir);

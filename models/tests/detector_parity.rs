@@ -19,25 +19,21 @@
 //!
 //! `cargo test --release -p consentry-models --test detector_parity -- --nocapture`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
+mod support;
+use support::{load_rgb, testdata_dir};
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use consentry_models::face_detector::{
     DetectTimings, Detection, FaceDetector, IOU_THRESHOLD, MAX_RESULTS, NUM_ANCHORS, input_tensor,
     nms, to_pixels,
 };
 use consentry_models::image::{RgbImage, RgbRef};
-use consentry_models::tfjs;
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
-use opencv::{imgcodecs, imgproc};
 
-const WEIGHTS_ENV: &str = "CONSENTRY_FACEAPI_DIR";
-const REQUIRE_ENV: &str = "CONSENTRY_REQUIRE_TESTDATA";
 const MIN_SCORE: f32 = 0.5;
 /// A face scoring within this of [`MIN_SCORE`] may be found by one side only.
 const BORDERLINE: f32 = 0.02;
@@ -59,60 +55,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Skips the test (visibly) or, under `CONSENTRY_REQUIRE_TESTDATA=1`, fails it.
-fn skip(why: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{why} (required because {REQUIRE_ENV}=1)");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of
-    // passing tests, and a skip must stay visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
 fn detector() -> Option<FaceDetector> {
-    let Some(dir) = std::env::var_os(WEIGHTS_ENV) else {
-        skip(&format!(
-            "set {WEIGHTS_ENV} to the folder holding face-api's ssd_mobilenetv1_model.bin \
-             and ssd_mobilenetv1_model-weights_manifest.json (e.g. target/models/raw)"
-        ));
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    let read = |f: &str| {
-        let p = dir.join(f);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-    };
-    let manifest = read("ssd_mobilenetv1_model-weights_manifest.json");
-    let bin = read("ssd_mobilenetv1_model.bin");
-    let tensors: HashMap<String, Tensor> = tfjs::load(&manifest, &bin)
-        .expect("parsing the tfjs weights")
-        .into_iter()
-        .collect();
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let vb = support::faceapi_weights("ssd_mobilenetv1_model")?;
     Some(FaceDetector::new(vb).expect("building the detector from face-api's tensors"))
-}
-
-fn testdata_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    if dir.join("reference/faceapi_reference.json").is_file() {
-        Some(dir)
-    } else {
-        skip(&format!(
-            "reference data not found at {} (reference/faceapi_reference.json)",
-            dir.display()
-        ));
-        None
-    }
-}
-
-/// Decodes with OpenCV (EXIF orientation applied, alpha dropped) to RGB.
-fn load_rgb(path: &Path) -> RgbImage {
-    let bgr = imgcodecs::imread(path.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
-    assert!(!bgr.empty(), "cannot decode {}", path.display());
-    let mut rgb = Mat::default();
-    imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB).unwrap();
-    let (w, h) = (rgb.cols() as usize, rgb.rows() as usize);
-    RgbImage::new(w, h, rgb.data_bytes().unwrap().to_vec())
 }
 
 fn is_decodable(rel: &str) -> bool {
@@ -227,7 +172,7 @@ fn ms(d: Duration) -> f64 {
 #[test]
 fn detections_match_face_api() {
     let _turn = serial();
-    let (Some(net), Some(dir)) = (detector(), testdata_dir()) else {
+    let (Some(net), Some(dir)) = (detector(), testdata_dir("faceapi_reference.json")) else {
         return;
     };
     let reference = reference(&dir);
@@ -355,7 +300,7 @@ fn detections_match_face_api() {
 #[test]
 fn tight_crops_and_non_faces() {
     let _turn = serial();
-    let (Some(net), Some(dir)) = (detector(), testdata_dir()) else {
+    let (Some(net), Some(dir)) = (detector(), testdata_dir("faceapi_reference.json")) else {
         return;
     };
     let mut crops: Vec<PathBuf> = Vec::new();
@@ -460,7 +405,7 @@ fn tight_crops_and_non_faces() {
 #[test]
 fn detector_speed() {
     let _turn = serial();
-    let (Some(net), Some(dir)) = (detector(), testdata_dir()) else {
+    let (Some(net), Some(dir)) = (detector(), testdata_dir("faceapi_reference.json")) else {
         return;
     };
     let img = load_rgb(&dir.join("faces/groups/fr_obama_and_biden.jpg"));
@@ -513,7 +458,7 @@ fn detector_speed() {
 #[test]
 fn forward_agrees_with_detect() {
     let _turn = serial();
-    let (Some(net), Some(dir)) = (detector(), testdata_dir()) else {
+    let (Some(net), Some(dir)) = (detector(), testdata_dir("faceapi_reference.json")) else {
         return;
     };
     let a = load_rgb(&dir.join("faces/astronaut_nasa_public_domain.png"));

@@ -8,7 +8,9 @@
 //!
 //! Speed figures: `cargo test --release -p consentry-models --test embedder_parity -- --nocapture`.
 
-use std::io::Write as _;
+mod support;
+use support::skip;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,20 +22,9 @@ use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
 use opencv::{imgcodecs, imgproc};
 
 const WEIGHTS_ENV: &str = "CONSENTRY_DLIB_RESNET_DAT";
-const REQUIRE_ENV: &str = "CONSENTRY_REQUIRE_TESTDATA";
 /// dlib's own output vs ours; the README expects about 1e-4.
 const TOLERANCE: f32 = 1e-3;
 const BATCH: usize = 16;
-
-/// Skips the test (visibly) or, under `CONSENTRY_REQUIRE_TESTDATA=1`, fails it.
-fn skip(why: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{why} (required because {REQUIRE_ENV}=1)");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of
-    // passing tests, and a skip must stay visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
 
 fn weights() -> Option<Vec<u8>> {
     let Some(path) = std::env::var_os(WEIGHTS_ENV) else {

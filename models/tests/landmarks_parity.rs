@@ -18,20 +18,16 @@
 //!
 //! Speed figures: `cargo test --release -p consentry-models --test landmarks_parity -- --nocapture`.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+mod support;
+use support::{load_rgb, testdata_dir};
+
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use consentry_models::face_landmarks::{FaceCrop, FaceLandmarker, NUM_LANDMARKS};
-use consentry_models::{Point, Rect, RgbImage, tfjs};
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
-use opencv::{imgcodecs, imgproc};
+use consentry_models::{Point, Rect, RgbImage};
 
-const WEIGHTS_ENV: &str = "CONSENTRY_FACEAPI_DIR";
-const REQUIRE_ENV: &str = "CONSENTRY_REQUIRE_TESTDATA";
 const MODEL: &str = "face_landmark_68_model";
 
 /// Largest point error allowed for our points: this many pixels, or this
@@ -46,49 +42,9 @@ const TOL_REL: f32 = 0.0;
 const TOL_FRAME_PX: f32 = 0.05;
 const TOL_FRAME_REL: f32 = 1e-4;
 
-/// Skips the test (visibly) or, under `CONSENTRY_REQUIRE_TESTDATA=1`, fails it.
-fn skip(why: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{why} (required because {REQUIRE_ENV}=1)");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of
-    // passing tests, and a skip must stay visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
 fn landmarker() -> Option<FaceLandmarker> {
-    let Some(dir) = std::env::var_os(WEIGHTS_ENV).map(PathBuf::from) else {
-        skip(&format!(
-            "set {WEIGHTS_ENV} to the folder with {MODEL}.bin and \
-             {MODEL}-weights_manifest.json (face-api 1.7.15 weights, e.g. target/models/raw)"
-        ));
-        return None;
-    };
-    let read = |name: String| {
-        let path = dir.join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    };
-    let manifest = read(format!("{MODEL}-weights_manifest.json"));
-    let bin = read(format!("{MODEL}.bin"));
-    let tensors: HashMap<String, Tensor> = tfjs::load(&manifest, &bin)
-        .expect("decoding the tfjs weights")
-        .into_iter()
-        .collect();
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let vb = support::faceapi_weights(MODEL)?;
     Some(FaceLandmarker::new(vb).expect("building the landmark net from the tfjs tensors"))
-}
-
-fn testdata_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    if dir.join("reference/faceapi_reference.json").is_file() {
-        Some(dir)
-    } else {
-        skip(&format!(
-            "reference data not found at {} (reference/faceapi_reference.json)",
-            dir.display()
-        ));
-        None
-    }
 }
 
 /// One face of `faceapi_reference.json`.
@@ -113,7 +69,7 @@ fn reference(dir: &Path) -> (Vec<(String, RgbImage)>, Vec<Face>) {
         if listed.is_empty() || lower.ends_with(".heic") || lower.ends_with(".avif") {
             continue;
         }
-        let image = decode(&dir.join(rel));
+        let image = load_rgb(&dir.join(rel));
         let size = (entry["width"].as_u64(), entry["height"].as_u64());
         assert_eq!(
             (Some(image.width as u64), Some(image.height as u64)),
@@ -148,16 +104,6 @@ fn reference(dir: &Path) -> (Vec<(String, RgbImage)>, Vec<Face>) {
         images.push((rel.clone(), image));
     }
     (images, faces)
-}
-
-/// Decodes a photo to RGB; OpenCV's `imread` applies the EXIF orientation.
-fn decode(path: &Path) -> RgbImage {
-    let bgr = imgcodecs::imread(path.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
-    assert!(!bgr.empty(), "cannot decode {}", path.display());
-    let mut rgb = Mat::default();
-    imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB).unwrap();
-    let (w, h) = (rgb.cols() as usize, rgb.rows() as usize);
-    RgbImage::new(w, h, rgb.data_bytes().unwrap().to_vec())
 }
 
 /// Our points as face-api reports them: shifted by the unfloored box corner
@@ -224,7 +170,7 @@ fn errors(a: &[Point], b: &[Point]) -> (f32, f32) {
 
 #[test]
 fn landmarks_match_faceapi_on_every_reference_face() {
-    let (Some(net), Some(dir)) = (landmarker(), testdata_dir()) else {
+    let (Some(net), Some(dir)) = (landmarker(), testdata_dir("faceapi_reference.json")) else {
         return;
     };
     let (images, faces) = reference(&dir);
