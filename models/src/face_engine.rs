@@ -34,6 +34,9 @@ pub struct EngineConfig {
     pub canvas_factor: f32,
     /// Photos whose longer side is at most this many pixels get the retry.
     pub canvas_max_side: usize,
+    /// Photos whose longer side is at most this many pixels are only looked
+    /// at on the canvas.
+    pub canvas_only_max_side: usize,
     /// Faces per embedder batch.
     pub batch: usize,
 }
@@ -44,6 +47,7 @@ impl Default for EngineConfig {
             min_score: 0.2,
             canvas_factor: 2.5,
             canvas_max_side: 1024,
+            canvas_only_max_side: 200,
             batch: 16,
         }
     }
@@ -138,10 +142,27 @@ impl FaceEngine {
     /// Finds, describes and embeds every face in each photo.
     pub fn analyse(&self, images: &[RgbRef<'_>]) -> Result<Vec<Vec<FoundFace>>> {
         let min = self.config.min_score;
-        let detections = self.detector.detect(images, min)?;
+        // Thumbnail-sized photos go straight to the canvas: one detector pass
+        // instead of two, and on the canvas every face they can hold is still
+        // at least ~20 px of the detector's input.
+        let canvas_only = |img: &RgbRef<'_>| {
+            self.config.canvas_factor > 1.0
+                && img.width.max(img.height) <= self.config.canvas_only_max_side
+        };
+        let direct: Vec<usize> = (0..images.len())
+            .filter(|&i| !canvas_only(&images[i]))
+            .collect();
+        let direct_refs: Vec<RgbRef<'_>> = direct.iter().map(|&i| images[i]).collect();
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut retry = Vec::new();
-        for (i, dets) in detections.into_iter().enumerate() {
+        let mut retry: Vec<usize> = (0..images.len())
+            .filter(|&i| canvas_only(&images[i]))
+            .collect();
+        let found = if direct_refs.is_empty() {
+            Vec::new()
+        } else {
+            self.detector.detect(&direct_refs, min)?
+        };
+        for (i, dets) in direct.iter().copied().zip(found) {
             let small = images[i].width.max(images[i].height) <= self.config.canvas_max_side;
             if !dets.iter().any(face_shaped) && small && self.config.canvas_factor > 1.0 {
                 retry.push(i);

@@ -85,7 +85,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
 
     // A final, undisturbed run finishes the work.
     let mut daemon = env.start();
-    env.wait_drained(&mut daemon, Duration::from_secs(300));
+    env.wait_drained(&mut daemon, Duration::from_secs(600));
     daemon.stop();
     assert_no_loss(&env, &dropped);
 
