@@ -50,8 +50,9 @@ fn main() {
             ..StoreConfig::default()
         };
         let (store, _) = Store::open(&store_config).unwrap();
+        let people = consentry::people::People::open(Arc::new(store), Default::default()).unwrap();
         let ingestor = Ingestor::new(
-            Arc::new(store),
+            Arc::new(people),
             IngestConfig::default(),
             Arc::new(NoFaceStage),
         );

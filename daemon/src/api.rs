@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::domain::{Asset, Face, FaceBox, FaceQuality, SourceRef};
+use crate::domain::{Asset, Attribution, Face, FaceBox, FaceQuality, Identity, SourceRef};
 use crate::pipeline::metadata::Metadata;
 use crate::pipeline::store::CatalogueCounts;
 use crate::pipeline::store::jobs::QueueSummary;
@@ -100,7 +100,9 @@ pub struct AssetDetail {
 }
 
 /// One face, as `assets show --json` and `faces detect --json` print it.
-/// Coordinates are pixels of the displayed (upright) image.
+/// Coordinates are pixels of the displayed (upright) image. The embedding is
+/// printed only by `faces detect` (which stores nothing); a catalogue view
+/// never carries a template.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaceView {
     pub no: u32,
@@ -109,22 +111,80 @@ pub struct FaceView {
     pub score: f32,
     pub landmarks: Vec<[f32; 2]>,
     pub quality: FaceQuality,
-    pub embedding: Vec<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
     pub engine: String,
+    pub template: &'static str,
+    #[serde(flatten)]
+    pub attribution: AttributionView,
     pub reviewed: bool,
 }
 
-impl From<&Face> for FaceView {
-    fn from(face: &Face) -> Self {
+/// Who a face is, for people to read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AttributionView {
+    /// `confirmed`, `suggested` or `unknown`; `not-a-face` for a face a person dismissed as such.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dismissed: bool,
+}
+
+impl From<&Attribution> for AttributionView {
+    fn from(a: &Attribution) -> Self {
+        let (state, person, distance) = match &a.identity {
+            _ if a.not_a_face => ("not-a-face", None, None),
+            Some(Identity::Confirmed {
+                person, distance, ..
+            }) => ("confirmed", Some(person.to_string()), *distance),
+            Some(Identity::Suggested { person, distance }) => {
+                ("suggested", Some(person.to_string()), Some(*distance))
+            }
+            None => ("unknown", None, None),
+        };
+        AttributionView {
+            state,
+            person,
+            person_name: None,
+            distance,
+            rejected: a.rejected.iter().map(ToString::to_string).collect(),
+            review: a.review.clone(),
+            dismissed: a.dismissed,
+        }
+    }
+}
+
+impl FaceView {
+    /// A catalogue view: no embedding.
+    pub fn stored(face: &Face) -> FaceView {
         FaceView {
             no: face.no,
             bbox: face.bbox,
             score: face.score,
             landmarks: face.landmarks.clone(),
             quality: face.quality,
-            embedding: face.embedding.clone(),
+            embedding: None,
             engine: face.engine.clone(),
-            reviewed: face.reviewed,
+            template: face.template.as_str(),
+            attribution: AttributionView::from(&face.attribution),
+            reviewed: face.reviewed(),
+        }
+    }
+
+    /// What `faces detect` prints: the engine's output, embedding included.
+    pub fn detected(face: &Face) -> FaceView {
+        FaceView {
+            embedding: Some(face.embedding.clone()),
+            ..FaceView::stored(face)
         }
     }
 }
@@ -153,7 +213,7 @@ impl From<&Asset> for AssetDetail {
                 reason: q.reason.clone(),
                 at: rfc3339(q.at_ms),
             }),
-            faces: asset.faces.iter().map(FaceView::from).collect(),
+            faces: asset.faces.iter().map(FaceView::stored).collect(),
             created_at: rfc3339(asset.created_at_ms),
             updated_at: rfc3339(asset.updated_at_ms),
         }

@@ -48,6 +48,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub control: ControlConfig,
+    #[serde(default)]
+    pub people: PeopleConfig,
     /// Watched drop shares; each feeds one collection.
     #[serde(default, rename = "share")]
     pub shares: Vec<ShareConfig>,
@@ -167,6 +169,58 @@ impl Default for FacesConfig {
     }
 }
 
+/// Matching faces to persons, clustering, and the template policy (GDPR Art. 9).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleConfig {
+    /// Collections whose faces are recognised (a template is kept); `"*"`
+    /// means every collection. Elsewhere faces are detected and flagged, and
+    /// no template is stored. Empty (the default): recognition is off.
+    pub recognition: Vec<String>,
+    /// A face is suggested as a person when its distance to one of the
+    /// person's confirmed faces is below this (dlib scale; same person < 0.6).
+    pub suggest_distance: f32,
+    /// Below this distance a suggestion is confirmed without a person. 0 (the
+    /// default) turns auto-confirmation off.
+    pub auto_confirm_distance: f32,
+    /// Clustering of unknown faces: neighbours lie within this distance…
+    pub cluster_distance: f32,
+    /// …and a core face has at least this many faces (itself included) there.
+    pub cluster_min_faces: usize,
+    /// Templates of faces that belong to nobody (or to a person without a
+    /// recognition basis) are purged after this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub template_retention: Duration,
+    /// How often the purge and the full re-clustering run.
+    #[serde(deserialize_with = "de_duration")]
+    pub maintenance_interval: Duration,
+    /// Collection that reference photos given to `consentry people add --photo` go to.
+    pub enrolment_collection: String,
+}
+
+impl Default for PeopleConfig {
+    fn default() -> Self {
+        PeopleConfig {
+            recognition: Vec::new(),
+            suggest_distance: 0.55,
+            auto_confirm_distance: 0.0,
+            cluster_distance: crate::people::cluster::ClusterParams::default().max_distance,
+            cluster_min_faces: crate::people::cluster::ClusterParams::default().min_faces,
+            template_retention: Duration::from_secs(30 * 86_400),
+            maintenance_interval: Duration::from_secs(3600),
+            enrolment_collection: "enrolment".to_owned(),
+        }
+    }
+}
+
+impl PeopleConfig {
+    /// Whether faces in `collection` are recognised (templates kept).
+    pub fn recognises(&self, collection: &str) -> bool {
+        collection == self.enrolment_collection
+            || self.recognition.iter().any(|c| c == "*" || c == collection)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalMode {
@@ -279,6 +333,7 @@ impl Config {
         config.control.socket = dir.join("control.sock");
         config.ingest.quiet_period = Duration::from_secs(2);
         config.ingest.rescan_interval = Duration::from_secs(10);
+        config.people.recognition = vec!["*".to_owned()];
         config.shares.push(ShareConfig {
             path: dir.join("drop"),
             collection: "demo".to_owned(),
@@ -342,6 +397,36 @@ impl Config {
         }
         if !(0.05..=0.99).contains(&self.faces.min_score) {
             return bad("faces.min_score", "must be between 0.05 and 0.99");
+        }
+        let people = &self.people;
+        if !(0.2..=0.6).contains(&people.suggest_distance) {
+            return bad(
+                "people.suggest_distance",
+                "must be between 0.2 and 0.6 (dlib's same-person limit)",
+            );
+        }
+        if people.auto_confirm_distance < 0.0
+            || people.auto_confirm_distance > people.suggest_distance
+        {
+            return bad(
+                "people.auto_confirm_distance",
+                "must be 0 (off) or at most people.suggest_distance",
+            );
+        }
+        if !(0.2..=0.6).contains(&people.cluster_distance) {
+            return bad("people.cluster_distance", "must be between 0.2 and 0.6");
+        }
+        if people.cluster_min_faces < 2 {
+            return bad("people.cluster_min_faces", "must be at least 2");
+        }
+        if people.template_retention.is_zero() {
+            return bad("people.template_retention", "must be longer than 0s");
+        }
+        if people.maintenance_interval < Duration::from_secs(1) {
+            return bad("people.maintenance_interval", "must be at least 1s");
+        }
+        if people.enrolment_collection.trim().is_empty() {
+            return bad("people.enrolment_collection", "must not be empty");
         }
         if !(1..=64).contains(&self.faces.batch_photos) {
             return bad("faces.batch_photos", "must be between 1 and 64");

@@ -18,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use crate::api::{AssetDetail, AssetSummary, StatusReport};
 use crate::config::Config;
 use crate::domain::AssetId;
+use crate::people::People;
+use crate::people::commands::PeopleRequest;
+use crate::pipeline::ingest::Ingestor;
 use crate::pipeline::store::Store;
 use crate::workers::WorkerRegistry;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Ping,
@@ -29,6 +32,7 @@ pub enum Request {
     AssetsList,
     AssetShow { id: String },
     Export,
+    People { request: PeopleRequest },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,17 +55,23 @@ pub struct ControlState {
     pub store: Arc<Store>,
     pub config: Config,
     pub registry: Arc<WorkerRegistry>,
+    pub ingestor: Arc<Ingestor>,
+}
+
+/// What a request is answered from: the daemon's state, or what the CLI
+/// opened itself (no workers; the face engine only when a request needs it).
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+    pub registry: Option<&'a WorkerRegistry>,
+    pub people: &'a People,
+    pub ingestor: Option<&'a Ingestor>,
 }
 
 /// Answers one request, writing data lines to `out`. Shared by the daemon's
 /// socket and the CLI's direct mode, so both give the same output.
-pub fn answer(
-    request: &Request,
-    store: &Store,
-    config: &Config,
-    registry: Option<&WorkerRegistry>,
-    out: &mut dyn Write,
-) -> Result<(), String> {
+pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Result<(), String> {
+    let (store, config, registry) = (ctx.store, ctx.config, ctx.registry);
     match request {
         Request::Ping => line(out, &serde_json::json!({ "pong": true })),
         Request::Status => {
@@ -88,9 +98,20 @@ pub fn answer(
                 .asset(&asset_id)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no asset {id}"))?;
-            line(out, &AssetDetail::from(&asset))
+            let mut detail = AssetDetail::from(&asset);
+            for face in &mut detail.faces {
+                face.attribution.person_name = face
+                    .attribution
+                    .person
+                    .as_deref()
+                    .and_then(|id| ctx.people.name_of(id));
+            }
+            line(out, &detail)
         }
         Request::Export => store.export(out).map(|_| ()).map_err(|e| e.to_string()),
+        Request::People { request } => {
+            crate::people::commands::answer(request, ctx.people, ctx.ingestor, out)
+        }
     }
 }
 
@@ -150,9 +171,13 @@ fn handle(stream: UnixStream, state: &ControlState) {
     let end = match serde_json::from_str::<Request>(&request_line) {
         Ok(request) => match answer(
             &request,
-            &state.store,
-            &state.config,
-            Some(&state.registry),
+            &Context {
+                store: &state.store,
+                config: &state.config,
+                registry: Some(&state.registry),
+                people: state.ingestor.people(),
+                ingestor: Some(&state.ingestor),
+            },
             &mut out,
         ) {
             Ok(()) => serde_json::json!({ "end": "ok" }),

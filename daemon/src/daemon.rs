@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::control::{self, ControlState};
+use crate::people::People;
 use crate::pipeline::faces::{self, Batching, EngineStage, FaceStage};
 use crate::pipeline::ingest::{Ingestor, JobOutcome};
 use crate::pipeline::queue::Job;
@@ -45,8 +46,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let registry = Arc::new(WorkerRegistry::default());
     let held: HeldJobs = Arc::default();
     let faces: Arc<dyn FaceStage> = Arc::new(start_faces(&config)?);
+    let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
+    log_recognition(&config);
     let ingestor = Arc::new(Ingestor::new(
-        Arc::clone(&store),
+        Arc::clone(&people),
         config.ingest.clone(),
         faces,
     ));
@@ -100,11 +103,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     })?);
 
+    let maintenance = registry.register("people");
+    let (m_people, m_exit, m_every) = (
+        Arc::clone(&people),
+        Arc::clone(&must_exit),
+        config.people.maintenance_interval,
+    );
+    threads.push(
+        std::thread::Builder::new()
+            .name("people".into())
+            .spawn(move || people_maintenance(&m_people, &maintenance, &m_exit, m_every))?,
+    );
+
     let socket = config.control_socket();
     let control_state = Arc::new(ControlState {
         store: Arc::clone(&store),
         config: config.clone(),
         registry: Arc::clone(&registry),
+        ingestor: Arc::clone(&ingestor),
     });
     control::serve(&socket, control_state).map_err(|err| {
         anyhow::anyhow!(
@@ -138,6 +154,51 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 /// Checks and loads the face models (a missing or damaged file stops
 /// start-up here, with the fix in the message) and starts the engine thread.
+fn log_recognition(config: &Config) {
+    let on = &config.people.recognition;
+    if on.is_empty() {
+        log::info!(target: "consentry::daemon", "face recognition is off (people.recognition is empty): faces are detected and flagged, no templates are kept");
+    } else {
+        log::info!(target: "consentry::daemon", "face recognition is on for collection(s) {}; unknown-face templates are kept {} days",
+            on.join(", "), config.people.template_retention.as_secs() / 86_400);
+    }
+}
+
+/// The people worker: purges templates past their retention period and
+/// re-clusters unknown faces, at start and then every `maintenance_interval`.
+fn people_maintenance(
+    people: &People,
+    handle: &WorkerHandle,
+    must_exit: &AtomicBool,
+    every: Duration,
+) {
+    while !must_exit.load(Ordering::Relaxed) {
+        handle.set(WorkerState::Busy, Some("purge and re-cluster".into()));
+        match std::panic::catch_unwind(AssertUnwindSafe(|| people.maintain(clock::now_ms()))) {
+            Ok(Ok(report)) => {
+                handle.count(true);
+                handle.set(
+                    WorkerState::Idle,
+                    Some(format!(
+                        "{} template(s) purged, {} cluster(s) of {} face(s)",
+                        report.purged_templates, report.clusters, report.clustered_faces
+                    )),
+                );
+            }
+            Ok(Err(err)) => {
+                handle.count(false);
+                handle.set(WorkerState::Throttled, Some(err.to_string()));
+                log::error!(target: "consentry::people", "maintenance failed: {err}");
+            }
+            Err(_) => {
+                handle.count(false);
+                log::error!(target: "consentry::people", "maintenance panicked; it runs again at the next interval");
+            }
+        }
+        sleep_unless(must_exit, every);
+    }
+}
+
 pub fn start_faces(config: &Config) -> anyhow::Result<EngineStage> {
     let started = Instant::now();
     let device = faces::models::select_device();

@@ -1,8 +1,11 @@
 //! The catalogue's words, as stored: [`Asset`], [`SourceRef`], [`Quarantine`],
-//! [`Face`].
+//! [`Face`], [`Person`], and the human decisions about faces
+//! ([`Attribution`]).
 //!
 //! These are the persisted records (serialised, then sealed by the store).
-//! Later issues add Person, Consent, Licence and Audit records here.
+//! Face templates are not among them: they live only in the store's template
+//! vault (`pipeline::store::templates`). Later issues add Consent, Licence
+//! and Audit records here.
 
 use serde::{Deserialize, Serialize};
 
@@ -186,49 +189,324 @@ pub struct FaceQuality {
     pub roll_deg: f32,
 }
 
-/// One face on an asset. Its embedding is biometric data (GDPR Art. 9): it is
-/// sealed with the record like every other value and never leaves the store
-/// except through `faces detect`, which stores nothing.
+/// One face on an asset. Its template (the embedding) is biometric data
+/// (GDPR Art. 9): it is never part of this record. The engine hands it over in
+/// `embedding`, and the store moves it into the template vault at commit,
+/// encrypted under a key that a purge destroys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Face {
-    /// Stable within the asset: a re-run keeps reviewed faces' numbers and
-    /// gives new detections numbers that were never used.
+    /// Stable within the asset: a re-run keeps every face's number where its
+    /// box overlaps, and gives new detections numbers that were never used.
     pub no: u32,
     pub bbox: FaceBox,
     /// 68 points, iBUG order, displayed-image pixels.
     pub landmarks: Vec<[f32; 2]>,
     pub score: f32,
     pub quality: FaceQuality,
-    /// dlib descriptor (128 values; same person below 0.6 Euclidean).
+    /// Transient: dlib descriptor (128 values; same person below 0.6
+    /// Euclidean) from the engine to the commit. Never serialised.
+    #[serde(skip)]
     pub embedding: Vec<f32>,
     /// The model set that produced it (`models.json` `engine`).
     pub engine: String,
     pub detected_at_ms: u64,
-    /// Set when a person confirmed or corrected this face (people issue);
-    /// a re-run of the engine never replaces a reviewed face.
+    /// Whether a template of this face is kept, and if not, why.
     #[serde(default)]
-    pub reviewed: bool,
+    pub template: TemplateStatus,
+    /// Who this face is, as far as people and the matcher have decided.
+    #[serde(default)]
+    pub attribution: Attribution,
+}
+
+impl Face {
+    pub fn face_ref(&self, asset: &AssetId) -> FaceRef {
+        FaceRef {
+            asset: asset.clone(),
+            no: self.no,
+        }
+    }
+
+    /// A person decided something about this face; a re-run of the engine
+    /// carries the decision over to the new detection at the same place.
+    pub fn reviewed(&self) -> bool {
+        self.attribution.reviewed()
+    }
+}
+
+/// Whether a face's template is in the vault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemplateStatus {
+    /// Encrypted in the template vault.
+    Stored,
+    /// Recognition is off for the asset's collection: detected and flagged,
+    /// no template kept.
+    RecognitionOff,
+    /// The face matched the suppression template of a person who opted out
+    /// of recognition: neither matched nor kept.
+    Suppressed,
+    /// The template was deleted (retention period, opt-out, "not a face").
+    Purged,
+    /// No template was made (older records, or the engine gave none).
+    #[default]
+    None,
+}
+
+impl TemplateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateStatus::Stored => "stored",
+            TemplateStatus::RecognitionOff => "recognition-off",
+            TemplateStatus::Suppressed => "suppressed",
+            TemplateStatus::Purged => "purged",
+            TemplateStatus::None => "none",
+        }
+    }
+}
+
+/// A face's link to a person and the decisions people made about it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub identity: Option<Identity>,
+    /// "Not this person": never suggested again for this face.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<PersonId>,
+    /// "Not a face": no template, never suggested, never clustered.
+    #[serde(default)]
+    pub not_a_face: bool,
+    /// Left out of clustering (its cluster was dismissed).
+    #[serde(default)]
+    pub dismissed: bool,
+    /// Why the matcher wants a person to look at this face (e.g. it resembles
+    /// a person already suggested for another face in the photo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+}
+
+impl Attribution {
+    pub fn reviewed(&self) -> bool {
+        matches!(self.identity, Some(Identity::Confirmed { .. }))
+            || !self.rejected.is_empty()
+            || self.not_a_face
+            || self.dismissed
+    }
+
+    pub fn confirmed(&self) -> Option<&PersonId> {
+        match &self.identity {
+            Some(Identity::Confirmed { person, .. }) => Some(person),
+            _ => None,
+        }
+    }
+
+    pub fn suggested(&self) -> Option<(&PersonId, f32)> {
+        match &self.identity {
+            Some(Identity::Suggested { person, distance }) => Some((person, *distance)),
+            _ => None,
+        }
+    }
+
+    /// The human decisions only: what a re-run of the engine carries over.
+    pub fn decisions(&self) -> Attribution {
+        Attribution {
+            identity: self
+                .identity
+                .clone()
+                .filter(|i| matches!(i, Identity::Confirmed { .. })),
+            rejected: self.rejected.clone(),
+            not_a_face: self.not_a_face,
+            dismissed: self.dismissed,
+            review: None,
+        }
+    }
+}
+
+/// Whose face it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum Identity {
+    /// The matcher's proposal; a person must confirm it.
+    Suggested { person: PersonId, distance: f32 },
+    /// A person (or the explicit auto-confirm threshold) decided.
+    Confirmed {
+        person: PersonId,
+        /// Distance to the person's nearest reference when confirmed, if known.
+        #[serde(default)]
+        distance: Option<f32>,
+        /// `user` for a person's decision, `auto` for the auto-confirm threshold.
+        by: String,
+        at_ms: u64,
+    },
+}
+
+/// One face of one asset: `ASSET_ID:NO` in text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FaceRef {
+    pub asset: AssetId,
+    pub no: u32,
+}
+
+impl FaceRef {
+    pub fn parse(text: &str) -> Option<FaceRef> {
+        let (asset, no) = text.rsplit_once(':')?;
+        Some(FaceRef {
+            asset: AssetId::parse(asset)?,
+            no: no.parse().ok()?,
+        })
+    }
+
+    /// Asset key bytes then the number, big-endian: faces of one asset sort together.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        let mut key = self.asset.key_bytes();
+        key.extend_from_slice(&self.no.to_be_bytes());
+        key
+    }
+
+    pub fn from_key(key: &[u8]) -> Option<FaceRef> {
+        let (asset, no) = key.split_at_checked(key.len().checked_sub(4)?)?;
+        Some(FaceRef {
+            asset: AssetId(crate::pipeline::store::crypto::hex_encode(asset)),
+            no: u32::from_be_bytes(no.try_into().ok()?),
+        })
+    }
+}
+
+impl std::fmt::Display for FaceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.asset, self.no)
+    }
+}
+
+/// A random id (16 hex digits), never derived from personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonId(pub String);
+
+impl PersonId {
+    pub fn random() -> Result<PersonId, crate::pipeline::store::crypto::CryptoError> {
+        let mut bytes = [0u8; 8];
+        crate::pipeline::store::crypto::fill_random(&mut bytes)?;
+        Ok(PersonId(crate::pipeline::store::crypto::hex_encode(&bytes)))
+    }
+
+    pub fn parse(text: &str) -> Option<PersonId> {
+        (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            .then(|| PersonId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PersonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonKind {
+    Staff,
+    Patient,
+    Citizen,
+    Minor,
+    Other,
+}
+
+/// The person-level basis for keeping face templates (GDPR Art. 9). The
+/// consent issue sets it from consent records; until then an operator does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recognition {
+    /// No recorded basis: confirmed faces are matched against, but their
+    /// templates fall under the retention period like unknown faces.
+    #[default]
+    NoBasis,
+    /// Recognition consent: confirmed templates are kept.
+    Allowed,
+    /// Opted out: every template deleted; one suppression template keeps new
+    /// photos of the person from being matched or stored.
+    OptedOut,
+}
+
+impl Recognition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recognition::NoBasis => "no-basis",
+            Recognition::Allowed => "allowed",
+            Recognition::OptedOut => "opted-out",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: PersonId,
+    pub name: String,
+    pub kind: PersonKind,
+    #[serde(default)]
+    pub external_ref: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub recognition: Recognition,
+    /// Set when this person was merged into another; the record stays so the
+    /// merge can be undone.
+    #[serde(default)]
+    pub merged_into: Option<PersonId>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
 }
 
 /// The faces of an asset after the engine ran again (e.g. a new model
-/// version): reviewed faces stay as they are, new detections that overlap a
-/// reviewed face (IoU ≥ 0.5) are dropped as duplicates of it, every other
-/// old face is replaced. New faces are numbered after the highest number
-/// ever used on the asset, so a number never changes meaning.
+/// version). Old and new faces are paired by box overlap (IoU ≥ 0.5, best
+/// pairs first): a paired new face takes the old face's number and every
+/// human decision (confirmed person, "not this person", "not a face",
+/// dismissed); suggestions are recomputed. An old reviewed face with no new
+/// partner stays as it was (a person said it is there). Other new faces get
+/// numbers after the highest ever used, so a number never changes meaning.
 pub fn merge_redetected(old: &[Face], new: Vec<Face>) -> Vec<Face> {
     let mut next = old.iter().map(|f| f.no + 1).max().unwrap_or(0);
-    let mut out: Vec<Face> = old.iter().filter(|f| f.reviewed).cloned().collect();
-    for mut face in new {
-        if out
-            .iter()
-            .any(|kept| kept.reviewed && kept.bbox.iou(&face.bbox) >= 0.5)
-        {
-            continue;
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, o) in old.iter().enumerate() {
+        for (j, n) in new.iter().enumerate() {
+            let iou = o.bbox.iou(&n.bbox);
+            if iou >= 0.5 {
+                pairs.push((iou, i, j));
+            }
         }
-        face.no = next;
-        next += 1;
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut old_used = vec![false; old.len()];
+    let mut partner: Vec<Option<usize>> = vec![None; new.len()];
+    for (_, i, j) in pairs {
+        if !old_used[i] && partner[j].is_none() {
+            old_used[i] = true;
+            partner[j] = Some(i);
+        }
+    }
+    let mut out: Vec<Face> = old
+        .iter()
+        .zip(&old_used)
+        .filter(|(f, used)| !**used && f.reviewed())
+        .map(|(f, _)| f.clone())
+        .collect();
+    for (mut face, partner) in new.into_iter().zip(partner) {
+        match partner {
+            Some(i) => {
+                face.no = old[i].no;
+                face.attribution = old[i].attribution.decisions();
+            }
+            None => {
+                face.no = next;
+                next += 1;
+                face.attribution = Attribution::default();
+            }
+        }
         out.push(face);
     }
+    out.sort_by_key(|f| f.no);
     out
 }
 
@@ -258,16 +536,25 @@ mod tests {
             embedding: vec![0.0; 128],
             engine: if reviewed { "old".into() } else { "new".into() },
             detected_at_ms: 0,
-            reviewed,
+            template: TemplateStatus::Stored,
+            attribution: Attribution {
+                rejected: if reviewed {
+                    vec![PersonId("00000000000000aa".into())]
+                } else {
+                    vec![]
+                },
+                ..Attribution::default()
+            },
         }
     }
 
     #[test]
-    fn redetection_keeps_reviewed_faces_and_never_reuses_numbers() {
+    fn redetection_carries_decisions_by_overlap_and_never_reuses_numbers() {
         let old = vec![
             face(0, 0.0, true),
             face(1, 100.0, false),
             face(2, 200.0, false),
+            face(5, 500.0, true),
         ];
         let new = vec![
             face(0, 1.0, false),
@@ -275,12 +562,53 @@ mod tests {
             face(0, 100.0, false),
         ];
         let merged = merge_redetected(&old, new);
-        // The reviewed face stays; its duplicate is dropped; unreviewed old faces go.
-        assert_eq!(merged.len(), 3);
-        assert!(merged[0].reviewed && merged[0].no == 0 && merged[0].engine == "old");
-        let nos: Vec<u32> = merged[1..].iter().map(|f| f.no).collect();
-        assert_eq!(nos, vec![3, 4]);
-        assert!(merged[1..].iter().all(|f| f.engine == "new" && !f.reviewed));
+        let summary: Vec<(u32, &str, bool)> = merged
+            .iter()
+            .map(|f| (f.no, f.engine.as_str(), f.reviewed()))
+            .collect();
+        // New faces at old places keep the numbers and the decisions; the
+        // reviewed face with no new partner stays; the unpaired unreviewed
+        // face at x=200 goes; the new face at x=300 gets a fresh number.
+        assert_eq!(
+            summary,
+            vec![
+                (0, "new", true),
+                (1, "new", false),
+                (5, "old", true),
+                (6, "new", false)
+            ]
+        );
+        assert_eq!(merged[0].attribution.rejected, old[0].attribution.rejected);
+    }
+
+    #[test]
+    fn redetection_drops_suggestions_but_keeps_confirmations() {
+        let mut old = face(0, 0.0, false);
+        old.attribution.identity = Some(Identity::Suggested {
+            person: PersonId("00000000000000aa".into()),
+            distance: 0.4,
+        });
+        let merged = merge_redetected(&[old.clone()], vec![face(0, 0.0, false)]);
+        assert_eq!(merged[0].attribution.identity, None);
+        old.attribution.identity = Some(Identity::Confirmed {
+            person: PersonId("00000000000000aa".into()),
+            distance: None,
+            by: "user".into(),
+            at_ms: 1,
+        });
+        let merged = merge_redetected(&[old.clone()], vec![face(0, 0.0, false)]);
+        assert_eq!(merged[0].attribution.identity, old.attribution.identity);
+    }
+
+    #[test]
+    fn face_refs_round_trip() {
+        let r = FaceRef {
+            asset: AssetId("ab".repeat(32)),
+            no: 7,
+        };
+        assert_eq!(FaceRef::parse(&r.to_string()), Some(r.clone()));
+        assert_eq!(FaceRef::from_key(&r.key_bytes()), Some(r));
+        assert_eq!(FaceRef::parse("nonsense:1"), None);
     }
 
     #[test]

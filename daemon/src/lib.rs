@@ -15,3 +15,4 @@ pub mod domain;
 pub mod logging;
 pub mod pipeline;
 pub mod workers;
+pub mod people;

@@ -169,6 +169,11 @@ impl Env {
     /// `after_ingest` is delete, move or keep; `extra_ingest` is appended to
     /// the `[ingest]` table.
     pub fn new(after_ingest: &str, extra_ingest: &str) -> Env {
+        Env::with_people(after_ingest, extra_ingest, "")
+    }
+
+    /// As [`Env::new`], with `people` appended to a `[people]` table.
+    pub fn with_people(after_ingest: &str, extra_ingest: &str, people: &str) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("consentry-e2e")
             .tempdir()
@@ -193,6 +198,7 @@ impl Env {
                  [faces]\nmodels_dir = \"{models}\"\n\
                  [log]\nlevel = \"info\"\njournal = \"never\"\n\
                  [control]\nsocket = \"control.sock\"\n\
+                 [people]\n{people}\n\
                  [[share]]\npath = \"share\"\ncollection = \"e2e\"\nafter_ingest = \"{after_ingest}\"\n{move_to}"
             ),
         )

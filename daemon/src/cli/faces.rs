@@ -88,7 +88,7 @@ pub fn detect(
                     width: Some(image.width),
                     height: Some(image.height),
                     engine: Some(engine.engine().to_owned()),
-                    faces: Some(faces.iter().map(FaceView::from).collect()),
+                    faces: Some(faces.iter().map(FaceView::detected).collect()),
                     error: None,
                 },
                 Err(err) => FileReport {

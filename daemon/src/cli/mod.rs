@@ -10,10 +10,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod faces;
+mod people;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, Request};
 use crate::domain::SourceRef;
+use crate::people::People;
 use crate::pipeline::ingest::{Ingestor, SourceFile, find_sidecar, stat};
 use crate::pipeline::store::{Store, crypto};
 use crate::pipeline::watch::{is_litter, is_sidecar};
@@ -80,11 +82,23 @@ pub enum Command {
     Import { file: PathBuf },
     /// Create a new master key file (mode 0600); never overwrites.
     Keygen { path: PathBuf },
-    /// Run the face engine on files (nothing is stored).
+    /// Run the face engine on files, and record decisions about stored faces.
     Faces {
         #[command(subcommand)]
         command: FacesCommand,
     },
+    /// Persons: add (enrol), list, show, merge, split, undo, recognition basis.
+    People {
+        #[command(subcommand)]
+        command: people::PeopleCommand,
+    },
+    /// Clusters of unknown faces: list, name, dismiss.
+    Clusters {
+        #[command(subcommand)]
+        command: people::ClustersCommand,
+    },
+    /// Find photos of a person, or faces like those in a photo or like a stored face.
+    Search(people::SearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +116,8 @@ pub enum FacesCommand {
         #[arg(long, value_name = "DIR")]
         models: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Decision(people::FaceDecision),
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +213,28 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.command {
-        Command::Keygen { .. } | Command::Faces { .. } => unreachable!("handled above"),
+        Command::Keygen { .. }
+        | Command::Faces {
+            command: FacesCommand::Detect { .. },
+        } => unreachable!("handled above"),
+        Command::Faces {
+            command: FacesCommand::Decision(decision),
+        } => {
+            let (request, json) = decision.request();
+            people::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::People { command } => {
+            let (request, json) = command.request()?;
+            people::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Clusters { command } => {
+            let (request, json) = command.request();
+            people::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Search(args) => {
+            let (request, json) = args.request()?;
+            people::run(&config, daemon, request, json, &mut out)?;
+        }
         Command::Status { json } => {
             let mut report = None;
             query(&config, daemon, &Request::Status, &mut |line| {
@@ -295,7 +332,8 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a request against the daemon, or against the store when none runs.
+/// Runs a request against the daemon, or against the store when none runs
+/// (loading the face engine only for requests that need it).
 fn query(
     config: &Config,
     daemon: bool,
@@ -307,11 +345,30 @@ fn query(
         return Ok(());
     }
     let (store, _) = Store::open(&config.store)?;
+    let store = Arc::new(store);
+    let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
+    let needs_engine = matches!(request, Request::People { request } if request.needs_engine());
+    let ingestor = if needs_engine {
+        Some(Ingestor::new(
+            Arc::clone(&people),
+            config.ingest.clone(),
+            Arc::new(crate::daemon::start_faces(config)?),
+        ))
+    } else {
+        None
+    };
     let mut buffer = LineSink {
         on_line,
         partial: Vec::new(),
     };
-    control::answer(request, &store, config, None, &mut buffer).map_err(anyhow::Error::msg)?;
+    let ctx = control::Context {
+        store: &store,
+        config,
+        registry: None,
+        people: &people,
+        ingestor: ingestor.as_ref(),
+    };
+    control::answer(request, &ctx, &mut buffer).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -350,8 +407,9 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 
 fn ingest_once(config: &Config, paths: &[PathBuf], collection: &str) -> anyhow::Result<()> {
     let (store, _) = Store::open(&config.store)?;
+    let people = Arc::new(People::open(Arc::new(store), config.people.clone())?);
     let ingestor = Ingestor::new(
-        Arc::new(store),
+        people,
         config.ingest.clone(),
         Arc::new(crate::daemon::start_faces(config)?),
     );

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::decode::{self, DecodeLimits};
 use super::faces::{FaceError, FaceStage};
+use crate::people::{People, PeopleError};
 use super::metadata;
 use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
 use super::store::crypto::{SecretKey, WrappedKey};
@@ -118,13 +119,14 @@ pub enum JobOutcome {
 
 pub struct Ingestor {
     store: Arc<Store>,
+    people: Arc<People>,
     config: IngestConfig,
     limits: DecodeLimits,
     faces: Arc<dyn FaceStage>,
 }
 
 impl Ingestor {
-    pub fn new(store: Arc<Store>, config: IngestConfig, faces: Arc<dyn FaceStage>) -> Ingestor {
+    pub fn new(people: Arc<People>, config: IngestConfig, faces: Arc<dyn FaceStage>) -> Ingestor {
         let working_edge = config
             .thumbnail_sizes
             .iter()
@@ -137,7 +139,8 @@ impl Ingestor {
             working_edge,
         };
         Ingestor {
-            store,
+            store: Arc::clone(people.store()),
+            people,
             config,
             limits,
             faces,
@@ -146,6 +149,20 @@ impl Ingestor {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    pub fn people(&self) -> &Arc<People> {
+        &self.people
+    }
+
+    /// The face engine (shared with searches and re-detection).
+    pub fn faces(&self) -> &Arc<dyn FaceStage> {
+        &self.faces
+    }
+
+    /// Decoding limits for photos handed in outside a share (searches, enrolment).
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
     }
 
     /// Runs a claimed job to its end: ingest and commit, then the post-action,
@@ -342,7 +359,10 @@ impl Ingestor {
                 }
             }
             let started = Instant::now();
-            let outcome = self.store.commit_asset(&asset, job)?;
+            let outcome = self.people.commit_asset(&mut asset, job).map_err(|e| match e {
+                PeopleError::Store(e) => IngestError::Store(e),
+                other => IngestError::Store(StoreError::Corrupt(other.to_string())),
+            })?;
             timings.commit = started.elapsed();
             log_stage(
                 &id,

@@ -27,7 +27,7 @@ use opencv::imgproc;
 
 use super::decode::DecodedImage;
 use crate::clock;
-use crate::domain::{Face, FaceBox, FaceQuality};
+use crate::domain::{Attribution, Face, FaceBox, FaceQuality, TemplateStatus};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -204,7 +204,8 @@ pub fn to_records(found: Vec<FoundFace>, scale: f32, engine: &str, now_ms: u64) 
             embedding: f.embedding,
             engine: engine.to_owned(),
             detected_at_ms: now_ms,
-            reviewed: false,
+            template: TemplateStatus::None,
+            attribution: Attribution::default(),
         })
         .collect()
 }

@@ -279,6 +279,73 @@ impl Keyring {
             "a catalogue record".to_owned()
         })
     }
+
+    /// Seals a table of numbered keys (the template vault's key file).
+    pub fn seal_key_table(
+        &self,
+        context: &[u8],
+        header: &[u8],
+        keys: &std::collections::BTreeMap<u32, SecretKey>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(
+            4 + header.len() + keys.len() * (4 + KEY_LEN),
+        ));
+        plain.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        plain.extend_from_slice(header);
+        for (slot, key) in keys {
+            plain.extend_from_slice(&slot.to_be_bytes());
+            plain.extend_from_slice(&key.0[..]);
+        }
+        seal(&self.master, &plain, context)
+    }
+
+    /// Opens what [`Keyring::seal_key_table`] sealed: (header, keys).
+    pub fn open_key_table(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<(Vec<u8>, std::collections::BTreeMap<u32, SecretKey>), CryptoError> {
+        let what = || "the template key file".to_owned();
+        let plain = Zeroizing::new(open(&self.master, sealed, context, what)?);
+        let malformed = || CryptoError::Malformed {
+            what: what(),
+            detail: "bad length".into(),
+        };
+        let header_len = u32::from_be_bytes(
+            plain
+                .get(..4)
+                .ok_or_else(malformed)?
+                .try_into()
+                .map_err(|_| malformed())?,
+        ) as usize;
+        let header = plain.get(4..4 + header_len).ok_or_else(malformed)?.to_vec();
+        let body = &plain[4 + header_len..];
+        if body.len() % (4 + KEY_LEN) != 0 {
+            return Err(malformed());
+        }
+        let mut keys = std::collections::BTreeMap::new();
+        for entry in body.chunks_exact(4 + KEY_LEN) {
+            let slot = u32::from_be_bytes(entry[..4].try_into().map_err(|_| malformed())?);
+            let bytes: [u8; KEY_LEN] = entry[4..].try_into().map_err(|_| malformed())?;
+            keys.insert(slot, SecretKey::from_bytes(bytes));
+        }
+        Ok((header, keys))
+    }
+}
+
+/// Seals `plain` under `key` (XChaCha20-Poly1305, random nonce) with `aad` bound.
+pub fn seal_with(key: &SecretKey, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    seal(key, plain, aad)
+}
+
+/// Opens what [`seal_with`] sealed; `what` names it in the error.
+pub fn open_with(
+    key: &SecretKey,
+    sealed: &[u8],
+    aad: &[u8],
+    what: impl Fn() -> String,
+) -> Result<Vec<u8>, CryptoError> {
+    open(key, sealed, aad, what)
 }
 
 fn wrap_aad(asset_id: &str) -> Vec<u8> {

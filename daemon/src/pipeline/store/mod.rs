@@ -10,6 +10,8 @@
 //! - `catalogue/`: sled. Values are sealed with a key derived from the master
 //!   key, so no plaintext personal data (paths, names, GPS) lands on disk.
 //! - `blobs/`: encrypted originals, thumbnails and sidecars ([`blobs`]).
+//! - `template-keys`: the slot keys of the face template vault ([`templates`]);
+//!   rewritten atomically so a purged key is really gone.
 //!
 //! Architecture Invariant: only this module opens sled. Multi-tree updates are
 //! one sled transaction, followed by a flush at each durability point.
@@ -17,6 +19,8 @@
 pub mod blobs;
 pub mod crypto;
 pub mod jobs;
+pub mod people;
+pub mod templates;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
@@ -96,6 +100,12 @@ pub struct Store {
     jobs: sled::Tree,
     job_state: sled::Tree,
     job_by_source: sled::Tree,
+    templates: sled::Tree,
+    suppression: sled::Tree,
+    persons: sled::Tree,
+    people_ops: sled::Tree,
+    cluster_sets: sled::Tree,
+    vault: templates::Vault,
     keys: Keyring,
     blobs: BlobStore,
     data_dir: PathBuf,
@@ -180,7 +190,16 @@ impl Store {
                 }
                 other => StoreError::Sled(other),
             })?;
+        let template_tree = db.open_tree(templates::TREE_TEMPLATES)?;
+        let suppression = db.open_tree(templates::TREE_SUPPRESSION)?;
+        let vault = templates::Vault::open(&data_dir, &keys, [&template_tree, &suppression])?;
         let store = Store {
+            templates: template_tree,
+            suppression,
+            vault,
+            persons: db.open_tree(people::TREE_PERSONS)?,
+            people_ops: db.open_tree(people::TREE_OPS)?,
+            cluster_sets: db.open_tree(people::TREE_CLUSTERS)?,
             meta: db.open_tree(TREE_META)?,
             assets: db.open_tree(TREE_ASSETS)?,
             sources: db.open_tree(TREE_SOURCES)?,
@@ -356,8 +375,17 @@ impl Store {
         let asset_key = id.key_bytes();
         let source_key = self.source_key(source);
         let sealed_source_index = self.seal(TREE_SOURCES, &source_key, id)?;
-        let result = (&self.assets, &self.sources, &self.job_state).transaction(
-            |(assets, sources, job_state)| {
+        let templates: Vec<(crate::domain::FaceRef, &[f32])> = new_asset
+            .iter()
+            .flat_map(|a| &a.faces)
+            .filter(|f| {
+                f.template == crate::domain::TemplateStatus::Stored && !f.embedding.is_empty()
+            })
+            .map(|f| (f.face_ref(id), f.embedding.as_slice()))
+            .collect();
+        let sealed_templates = self.seal_face_templates(&templates, crate::clock::now_ms())?;
+        let result = (&self.assets, &self.sources, &self.job_state, &self.templates).transaction(
+            |(assets, sources, job_state, template_tree)| {
                 let outcome = match assets.get(&asset_key)? {
                     None => {
                         let Some(asset) = new_asset else {
@@ -369,6 +397,9 @@ impl Store {
                             .seal(TREE_ASSETS, &asset_key, asset)
                             .map_err(ConflictableTransactionError::Abort)?;
                         assets.insert(asset_key.as_slice(), sealed)?;
+                        for (key, value) in &sealed_templates {
+                            template_tree.insert(key.as_slice(), value.as_slice())?;
+                        }
                         CommitOutcome::Created
                     }
                     Some(raw) => {
