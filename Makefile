@@ -39,6 +39,7 @@ models:
 bench: deps models
 	$(CARGO) bench -p consentry-daemon --bench ingest
 	$(CARGO) bench -p consentry-daemon --bench faces
+	$(CARGO) bench -p consentry-daemon --bench search
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

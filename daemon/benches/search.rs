@@ -97,7 +97,9 @@ struct Data {
 
 fn generate(n: usize) -> Data {
     let mut world = World::new(0x5eed_0000 + n as u64);
-    let identities: Vec<Identity> = (0..n / FACES_PER_IDENTITY).map(|_| world.identity()).collect();
+    let identities: Vec<Identity> = (0..n / FACES_PER_IDENTITY)
+        .map(|_| world.identity())
+        .collect();
     let mut templates = Vec::with_capacity(n);
     for who in &identities {
         for _ in 0..FACES_PER_IDENTITY {
@@ -160,7 +162,11 @@ fn plain_scan(
 
 /// The textbook distance: one sequential `f32` sum (not vectorisable).
 fn scalar_distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 fn cpu_features() -> String {
@@ -171,7 +177,10 @@ fn cpu_features() -> String {
             ("avx2", std::arch::is_x86_feature_detected!("avx2")),
             ("fma", std::arch::is_x86_feature_detected!("fma")),
             ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
-            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
+            (
+                "avx512vnni",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, here)| here.then_some(name))
@@ -191,7 +200,9 @@ fn main() {
     } else {
         &[10_000, 100_000, 1_000_000]
     };
-    println!("face search benchmark (synthetic dlib-like templates, {FACES_PER_IDENTITY} faces per identity)");
+    println!(
+        "face search benchmark (synthetic dlib-like templates, {FACES_PER_IDENTITY} faces per identity)"
+    );
     println!("scan kernel: {}", index::simd_path());
     println!("CPU features at run time: {}", cpu_features());
     println!(
@@ -229,13 +240,20 @@ fn main() {
 
         let (searched, search_ms) = timed(&data.queries, |q| idx.search(q, K, MAX_DISTANCE));
         let (within, within_ms) = timed(&data.queries, |q| idx.within(q, RADIUS));
-        let hits = |r: &[Vec<(Slot, f32)>]| r.iter().map(Vec::len).sum::<usize>() as f64 / r.len() as f64;
+        let hits =
+            |r: &[Vec<(Slot, f32)>]| r.iter().map(Vec::len).sum::<usize>() as f64 / r.len() as f64;
 
         let mut plain = String::from("-");
         if n <= 100_000 {
             for (q, (s, w)) in data.queries.iter().zip(searched.iter().zip(&within)) {
-                assert_eq!(*s, plain_scan(&data.templates, q, K, MAX_DISTANCE, index::distance));
-                assert_eq!(*w, plain_scan(&data.templates, q, usize::MAX, RADIUS, index::distance));
+                assert_eq!(
+                    *s,
+                    plain_scan(&data.templates, q, K, MAX_DISTANCE, index::distance)
+                );
+                assert_eq!(
+                    *w,
+                    plain_scan(&data.templates, q, usize::MAX, RADIUS, index::distance)
+                );
             }
             if n == 100_000 {
                 let (_, ms) = timed(&data.queries, |q| {
@@ -251,13 +269,21 @@ fn main() {
             build.as_secs_f64() * 1e3,
             memory as f64 / 1e6,
             memory / n,
-            format!("{:.2} / {:.2} / {:.2}", search_ms.0, search_ms.1, search_ms.2),
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                search_ms.0, search_ms.1, search_ms.2
+            ),
             hits(&searched),
-            format!("{:.2} / {:.2} / {:.2}", within_ms.0, within_ms.1, within_ms.2),
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                within_ms.0, within_ms.1, within_ms.2
+            ),
             hits(&within),
             plain,
         );
     }
     println!();
-    println!("hits: mean results per query. Answers at 10 k and 100 k were checked equal to a plain exact scan.");
+    println!(
+        "hits: mean results per query. Answers at 10 k and 100 k were checked equal to a plain exact scan."
+    );
 }

@@ -389,8 +389,11 @@ impl PersonId {
     }
 
     pub fn parse(text: &str) -> Option<PersonId> {
-        (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| PersonId(text.to_owned()))
+        (text.len() == 16
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| PersonId(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -13,6 +13,6 @@ pub mod control;
 pub mod daemon;
 pub mod domain;
 pub mod logging;
+pub mod people;
 pub mod pipeline;
 pub mod workers;
-pub mod people;

@@ -1,6 +1,6 @@
 //! The face stage inside the daemon and the `faces` command line:
-//! - a dropped photo's faces (box, 68 landmarks, score, quality, 128-D
-//!   embedding, engine) are stored with the asset and shown by `assets show`;
+//! - a dropped photo's faces (box, 68 landmarks, score, quality, engine) are
+//!   stored with the asset and shown by `assets show`, never its template;
 //! - a damaged or missing model file stops start-up, naming the file and the fix;
 //! - `faces detect` reports an undecodable file with the quarantine's words
 //!   and exits non-zero, after printing every file.
@@ -51,10 +51,21 @@ fn faces_are_stored_with_the_asset_and_shown() {
         "box {b}"
     );
     assert_eq!(face["landmarks"].as_array().unwrap().len(), 68);
-    assert_eq!(face["embedding"].as_array().unwrap().len(), 128);
-    let norm: f64 = face["embedding"]
-        .as_array()
-        .unwrap()
+    // The template is biometric data: never in a catalogue view, and not
+    // kept at all where recognition is off (the default).
+    assert!(face.get("embedding").is_none(), "{face}");
+    assert_eq!(face["template"], "recognition-off");
+    assert_eq!(face["state"], "unknown");
+    // `faces detect` (which stores nothing) prints the descriptor.
+    let detected = env.cli_json_lines(&[
+        "faces",
+        "detect",
+        "--json",
+        data.join("faces/astronaut_nasa_public_domain.png").to_str().unwrap(),
+    ]);
+    let embedding = detected[0]["faces"][0]["embedding"].as_array().unwrap();
+    assert_eq!(embedding.len(), 128);
+    let norm: f64 = embedding
         .iter()
         .map(|v| v.as_f64().unwrap().powi(2))
         .sum::<f64>()

@@ -64,6 +64,7 @@ fn architecture_md_names_existing_files() {
             "daemon/src/",
             "daemon/src/pipeline/",
             "daemon/src/pipeline/store/",
+            "daemon/src/people/",
             "models/",
             "packaging/",
             "tests/tests/",

@@ -216,7 +216,9 @@ impl PeopleCommand {
             }
             PeopleCommand::List { all, json } => (PeopleRequest::List { all }, json),
             PeopleCommand::Show { person, json } => (PeopleRequest::Show { person }, json),
-            PeopleCommand::Merge { into, from, json } => (PeopleRequest::Merge { into, from }, json),
+            PeopleCommand::Merge { into, from, json } => {
+                (PeopleRequest::Merge { into, from }, json)
+            }
             PeopleCommand::Split {
                 person,
                 faces,
@@ -332,7 +334,11 @@ pub fn run(
 
 /// One answer line for people to read.
 fn human(value: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let s = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
     let person = if value["person"].is_object() {
         &value["person"]
     } else {

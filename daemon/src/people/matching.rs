@@ -18,7 +18,10 @@ use crate::domain::PersonId;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Proposal {
     None,
-    Suggest { person: PersonId, distance: f32 },
+    Suggest {
+        person: PersonId,
+        distance: f32,
+    },
     /// Resembles `person` (at `distance`), who is closer on face `other` or
     /// confirmed there.
     Review {
@@ -47,7 +50,8 @@ pub fn propose(faces: &[FaceCandidates], confirmed: &[(u32, PersonId)]) -> Vec<P
         })
         .collect();
     best.sort_by(|a, b| a.0.total_cmp(&b.0).then(faces[a.1].no.cmp(&faces[b.1].no)));
-    let mut taken: Vec<(PersonId, u32)> = confirmed.iter().map(|(no, p)| (p.clone(), *no)).collect();
+    let mut taken: Vec<(PersonId, u32)> =
+        confirmed.iter().map(|(no, p)| (p.clone(), *no)).collect();
     for (distance, i, person) in best {
         match taken.iter().find(|(p, _)| *p == person) {
             Some((_, other)) => {

@@ -203,11 +203,7 @@ impl People {
     /// Commits a freshly ingested asset: decides each face's template status
     /// (recognition on for the collection? an opted-out person?) and its
     /// suggestion, then commits asset and templates in one transaction.
-    pub fn commit_asset(
-        &self,
-        asset: &mut Asset,
-        job: Option<JobId>,
-    ) -> Result<CommitOutcome> {
+    pub fn commit_asset(&self, asset: &mut Asset, job: Option<JobId>) -> Result<CommitOutcome> {
         let mut state = self.lock();
         if asset.status == AssetStatus::Ready {
             self.prepare_faces(&state, &asset.collection, &mut asset.faces);
@@ -415,7 +411,10 @@ impl People {
     /// A person's name, by id.
     pub fn name_of(&self, id: &str) -> Option<String> {
         let state = self.lock();
-        state.persons.get(&PersonId(id.to_owned())).map(|p| p.name.clone())
+        state
+            .persons
+            .get(&PersonId(id.to_owned()))
+            .map(|p| p.name.clone())
     }
 
     pub fn list(&self, include_merged: bool) -> Vec<PersonView> {
@@ -476,11 +475,11 @@ impl People {
             at_ms: crate::clock::now_ms(),
         });
         let mut template = None;
-        if person.recognition == Recognition::OptedOut
-            && current.template == TemplateStatus::Stored
+        if person.recognition == Recognition::OptedOut && current.template == TemplateStatus::Stored
         {
             // Honour the opt-out: the template of a face now known to be theirs goes.
-            self.store.purge_templates(std::slice::from_ref(face), &[])?;
+            self.store
+                .purge_templates(std::slice::from_ref(face), &[])?;
             state.remove_template(face);
             template = Some(TemplateStatus::Purged);
         }
@@ -561,7 +560,8 @@ impl People {
         attribution.not_a_face = true;
         attribution.review = None;
         let template = if current.template == TemplateStatus::Stored {
-            self.store.purge_templates(std::slice::from_ref(face), &[])?;
+            self.store
+                .purge_templates(std::slice::from_ref(face), &[])?;
             Some(TemplateStatus::Purged)
         } else {
             None
@@ -610,9 +610,13 @@ impl People {
             let into = state.resolve(into)?;
             let from = state.resolve(from)?;
             if into.id == from.id {
-                return Err(PeopleError::Refused("a person cannot be merged into themselves".into()));
+                return Err(PeopleError::Refused(
+                    "a person cannot be merged into themselves".into(),
+                ));
             }
-            if (into.recognition == Recognition::OptedOut) != (from.recognition == Recognition::OptedOut) {
+            if (into.recognition == Recognition::OptedOut)
+                != (from.recognition == Recognition::OptedOut)
+            {
                 return Err(PeopleError::Refused(format!(
                     "only one of {} and {} opted out of recognition; settle that before merging",
                     into.name, from.name
@@ -670,7 +674,10 @@ impl People {
             PeopleOp {
                 seq: self.store.next_op_seq()?,
                 kind: "merge".into(),
-                summary: format!("merged {} ({}) into {} ({})", from.name, from.id, into.name, into.id),
+                summary: format!(
+                    "merged {} ({}) into {} ({})",
+                    from.name, from.id, into.name, into.id
+                ),
                 at_ms: crate::clock::now_ms(),
                 before,
                 after,
@@ -687,7 +694,9 @@ impl People {
             let state = self.lock();
             let person = state.resolve(person)?;
             if faces.is_empty() {
-                return Err(PeopleError::Refused("name the faces to split off with --face".into()));
+                return Err(PeopleError::Refused(
+                    "name the faces to split off with --face".into(),
+                ));
             }
             let mut before = Snapshot::default();
             let mut after = Snapshot::default();
@@ -704,10 +713,14 @@ impl People {
                 updated_at_ms: now,
             };
             if new_person.name.is_empty() {
-                return Err(PeopleError::Refused("the new person needs a name (--name)".into()));
+                return Err(PeopleError::Refused(
+                    "the new person needs a name (--name)".into(),
+                ));
             }
             before.persons.push((new_person.id.clone(), None));
-            after.persons.push((new_person.id.clone(), Some(new_person.clone())));
+            after
+                .persons
+                .push((new_person.id.clone(), Some(new_person.clone())));
             for face in faces {
                 let (_, current) = self.face(face)?;
                 if current.attribution.confirmed() != Some(&person.id) {
@@ -720,7 +733,9 @@ impl People {
                 if let Some(Identity::Confirmed { person: p, .. }) = &mut new.identity {
                     *p = new_person.id.clone();
                 }
-                before.faces.push((face.clone(), current.attribution.clone()));
+                before
+                    .faces
+                    .push((face.clone(), current.attribution.clone()));
                 after.faces.push((face.clone(), new));
             }
             let op = PeopleOp {
@@ -773,7 +788,9 @@ impl People {
                 )));
             }
             if target.undoes.is_some() {
-                return Err(PeopleError::Refused("an undo cannot itself be undone; redo the change instead".into()));
+                return Err(PeopleError::Refused(
+                    "an undo cannot itself be undone; redo the change instead".into(),
+                ));
             }
             // Refuse if anything it touched changed since.
             for (id, expected) in &target.after.persons {
@@ -838,7 +855,10 @@ impl People {
 
     /// The operations log, newest first.
     pub fn history(&self) -> Result<Vec<PeopleOp>> {
-        let mut ops = self.store.people_ops().collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut ops = self
+            .store
+            .people_ops()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         ops.reverse();
         Ok(ops)
     }
@@ -873,15 +893,21 @@ impl People {
             purged = self.store.purge_templates(&faces, &[])?;
             for face in &faces {
                 let (_, current) = self.face(face)?;
-                write
-                    .faces
-                    .push((face.clone(), current.attribution, Some(TemplateStatus::Purged)));
+                write.faces.push((
+                    face.clone(),
+                    current.attribution,
+                    Some(TemplateStatus::Purged),
+                ));
             }
             // Faces merely suggested as them lose the suggestion.
             for asset in self.store.assets() {
                 let asset = asset?;
                 for face in &asset.faces {
-                    if face.attribution.suggested().is_some_and(|(p, _)| *p == person.id) {
+                    if face
+                        .attribution
+                        .suggested()
+                        .is_some_and(|(p, _)| *p == person.id)
+                    {
                         let mut a = face.attribution.clone();
                         a.identity = None;
                         write.faces.push((face.face_ref(&asset.id), a, None));
@@ -935,7 +961,9 @@ impl People {
                         if a.suggested().is_some() {
                             a.identity = None;
                         }
-                        write.faces.push((face.clone(), a, Some(TemplateStatus::Purged)));
+                        write
+                            .faces
+                            .push((face.clone(), a, Some(TemplateStatus::Purged)));
                     }
                 }
                 self.store.write_people(&write)?;
@@ -1014,7 +1042,12 @@ impl People {
     /// Names a cluster: its faces are confirmed as `person` (an existing
     /// person's id or name, or a new person with that name). Faces that
     /// rejected the person, or whose photo already shows them, are skipped.
-    pub fn name_cluster(&self, id: &str, person: &str, kind: PersonKind) -> Result<(PersonId, usize)> {
+    pub fn name_cluster(
+        &self,
+        id: &str,
+        person: &str,
+        kind: PersonKind,
+    ) -> Result<(PersonId, usize)> {
         let members = self.cluster_members(id)?;
         let person = match self.resolve(person) {
             Ok(p) => p,
@@ -1060,13 +1093,22 @@ impl People {
         let person = state.resolve(person)?;
         let mut by_asset: BTreeMap<AssetId, Vec<u32>> = BTreeMap::new();
         for face in state.confirmed.get(&person.id).into_iter().flatten() {
-            by_asset.entry(face.asset.clone()).or_default().push(face.no);
+            by_asset
+                .entry(face.asset.clone())
+                .or_default()
+                .push(face.no);
         }
         Ok((person, by_asset.into_iter().collect()))
     }
 
     /// Faces most like `embedding`, nearest first.
-    pub fn similar(&self, embedding: &[f32], k: usize, max_distance: f32, exclude: Option<&FaceRef>) -> Vec<Hit> {
+    pub fn similar(
+        &self,
+        embedding: &[f32],
+        k: usize,
+        max_distance: f32,
+        exclude: Option<&FaceRef>,
+    ) -> Vec<Hit> {
         let state = self.lock();
         let exclude = exclude.and_then(|f| state.slot_of.get(f)).copied();
         state
@@ -1075,7 +1117,10 @@ impl People {
             .into_iter()
             .filter_map(|(slot, distance)| {
                 let face = state.face_of.get(&slot)?;
-                let person = state.ref_person.get(&slot).and_then(|p| state.persons.get(p));
+                let person = state
+                    .ref_person
+                    .get(&slot)
+                    .and_then(|p| state.persons.get(p));
                 Some(Hit {
                     face: face.to_string(),
                     asset: face.asset.to_string(),
@@ -1128,13 +1173,23 @@ impl People {
             }
         }
         let fresh: Vec<bool> = merged.iter().map(|f| !f.embedding.is_empty()).collect();
-        let mut fresh_faces: Vec<Face> = merged.iter().filter(|f| !f.embedding.is_empty()).cloned().collect();
+        let mut fresh_faces: Vec<Face> = merged
+            .iter()
+            .filter(|f| !f.embedding.is_empty())
+            .cloned()
+            .collect();
         self.prepare_faces(&state, &asset.collection, &mut fresh_faces);
         let mut fresh_iter = fresh_faces.into_iter();
         let merged: Vec<Face> = merged
             .into_iter()
             .zip(fresh)
-            .map(|(f, is_fresh)| if is_fresh { fresh_iter.next().unwrap_or(f) } else { f })
+            .map(|(f, is_fresh)| {
+                if is_fresh {
+                    fresh_iter.next().unwrap_or(f)
+                } else {
+                    f
+                }
+            })
             .collect();
         let n = merged.len();
         self.store.replace_faces(id, merged.clone())?;
@@ -1211,7 +1266,10 @@ impl State {
             let face_ref = face.face_ref(id);
             let slot = self.add_template(&face_ref, now_ms, &face.embedding);
             if let Some(person) = face.attribution.confirmed().cloned() {
-                self.confirmed.entry(person.clone()).or_default().insert(face_ref);
+                self.confirmed
+                    .entry(person.clone())
+                    .or_default()
+                    .insert(face_ref);
                 self.make_reference(slot, &person);
             }
         }
@@ -1262,7 +1320,12 @@ impl State {
 
     /// Candidate persons for a template: the nearest reference of each
     /// person within `threshold`, except rejected persons.
-    fn candidates(&self, embedding: &[f32], threshold: f32, rejected: &[PersonId]) -> Vec<(PersonId, f32)> {
+    fn candidates(
+        &self,
+        embedding: &[f32],
+        threshold: f32,
+        rejected: &[PersonId],
+    ) -> Vec<(PersonId, f32)> {
         let mut best: BTreeMap<PersonId, f32> = BTreeMap::new();
         for (slot, distance) in self.refs.within(embedding, threshold) {
             if distance >= threshold {

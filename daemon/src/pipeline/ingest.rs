@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use super::decode::{self, DecodeLimits};
 use super::faces::{FaceError, FaceStage};
-use crate::people::{People, PeopleError};
 use super::metadata;
 use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
 use super::store::crypto::{SecretKey, WrappedKey};
@@ -32,6 +31,7 @@ use super::thumbs::{self, THUMBNAIL_MIME};
 use crate::clock;
 use crate::config::{AfterIngest, IngestConfig};
 use crate::domain::{Asset, AssetId, AssetStatus, BlobRef, Quarantine, SourceRef, Thumbnail};
+use crate::people::{People, PeopleError};
 
 /// Time spent per stage, for logs and the benchmark.
 #[derive(Debug, Clone, Default)]
@@ -359,10 +359,13 @@ impl Ingestor {
                 }
             }
             let started = Instant::now();
-            let outcome = self.people.commit_asset(&mut asset, job).map_err(|e| match e {
-                PeopleError::Store(e) => IngestError::Store(e),
-                other => IngestError::Store(StoreError::Corrupt(other.to_string())),
-            })?;
+            let outcome = self
+                .people
+                .commit_asset(&mut asset, job)
+                .map_err(|e| match e {
+                    PeopleError::Store(e) => IngestError::Store(e),
+                    other => IngestError::Store(StoreError::Corrupt(other.to_string())),
+                })?;
             timings.commit = started.elapsed();
             log_stage(
                 &id,

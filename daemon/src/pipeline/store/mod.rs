@@ -384,8 +384,13 @@ impl Store {
             .map(|f| (f.face_ref(id), f.embedding.as_slice()))
             .collect();
         let sealed_templates = self.seal_face_templates(&templates, crate::clock::now_ms())?;
-        let result = (&self.assets, &self.sources, &self.job_state, &self.templates).transaction(
-            |(assets, sources, job_state, template_tree)| {
+        let result = (
+            &self.assets,
+            &self.sources,
+            &self.job_state,
+            &self.templates,
+        )
+            .transaction(|(assets, sources, job_state, template_tree)| {
                 let outcome = match assets.get(&asset_key)? {
                     None => {
                         let Some(asset) = new_asset else {
@@ -424,8 +429,7 @@ impl Store {
                     jobs::mark_committed_tx(job_state, job_id)?;
                 }
                 Ok(outcome)
-            },
-        );
+            });
         let outcome = unwrap_tx(result)?;
         self.flush()?;
         Ok(outcome)

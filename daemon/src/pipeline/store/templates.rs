@@ -291,9 +291,12 @@ impl Store {
     }
 
     fn open_template(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<Template, StoreError> {
-        let (slot, _) = header(value).ok_or_else(|| StoreError::Corrupt("template header".into()))?;
+        let (slot, _) =
+            header(value).ok_or_else(|| StoreError::Corrupt("template header".into()))?;
         let slot_key = self.vault.key(slot).ok_or_else(|| {
-            StoreError::Corrupt(format!("a face template uses slot {slot}, which has no key"))
+            StoreError::Corrupt(format!(
+                "a face template uses slot {slot}, which has no key"
+            ))
         })?;
         decrypt(tree, key, value, &slot_key)
     }
@@ -427,23 +430,24 @@ impl Store {
             rewrites.push((name, key.clone(), value));
         }
         drop(survivors);
-        let result = (&self.templates, &self.suppression).transaction(|(templates, suppression)| {
-            for key in &doomed_faces {
-                templates.remove(key.as_slice())?;
-            }
-            for key in &doomed_persons {
-                suppression.remove(key.as_slice())?;
-            }
-            for (name, key, value) in &rewrites {
-                let tree = if *name == TREE_TEMPLATES {
-                    templates
-                } else {
-                    suppression
-                };
-                tree.insert(key.as_ref(), value.as_slice())?;
-            }
-            Ok(())
-        });
+        let result =
+            (&self.templates, &self.suppression).transaction(|(templates, suppression)| {
+                for key in &doomed_faces {
+                    templates.remove(key.as_slice())?;
+                }
+                for key in &doomed_persons {
+                    suppression.remove(key.as_slice())?;
+                }
+                for (name, key, value) in &rewrites {
+                    let tree = if *name == TREE_TEMPLATES {
+                        templates
+                    } else {
+                        suppression
+                    };
+                    tree.insert(key.as_ref(), value.as_slice())?;
+                }
+                Ok(())
+            });
         unwrap_tx(result)?;
         self.flush()?;
         // 3. Only now do the old keys leave the key file.
@@ -454,7 +458,9 @@ impl Store {
         }
         for (i, (slot, _)) in fresh.iter().enumerate() {
             let n = rewrites.len().saturating_sub(i * SLOT_CAPACITY as usize);
-            state.counts.insert(*slot, n.min(SLOT_CAPACITY as usize) as u32);
+            state
+                .counts
+                .insert(*slot, n.min(SLOT_CAPACITY as usize) as u32);
         }
         self.vault.write_key_file(&self.keys, &state)?;
         Ok(purged)

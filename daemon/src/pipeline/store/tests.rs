@@ -423,7 +423,9 @@ fn asset_with_faces(store: &Store, bytes: &[u8], path: &str, n: u32) -> Asset {
                 pitch: 0.5,
                 roll_deg: 0.0,
             },
-            embedding: (0..128).map(|i| (i as f32 + no as f32 * 7.0 + bytes[0] as f32).sin() * 0.2).collect(),
+            embedding: (0..128)
+                .map(|i| (i as f32 + no as f32 * 7.0 + bytes[0] as f32).sin() * 0.2)
+                .collect(),
             engine: "test".into(),
             detected_at_ms: 0,
             template: crate::domain::TemplateStatus::Stored,
@@ -449,35 +451,55 @@ fn purged_templates_cannot_be_opened_with_any_remaining_key() {
 
     let doomed = a.faces[1].face_ref(&a.id);
     let raw = f.store.raw_face_template(&doomed).unwrap();
-    assert!(f.store.any_key_opens(&doomed, &raw), "readable before the purge");
+    assert!(
+        f.store.any_key_opens(&doomed, &raw),
+        "readable before the purge"
+    );
     let slots_before = f.store.template_slot_count();
-    assert_eq!(f.store.purge_templates(std::slice::from_ref(&doomed), &[]).unwrap(), 1);
+    assert_eq!(
+        f.store
+            .purge_templates(std::slice::from_ref(&doomed), &[])
+            .unwrap(),
+        1
+    );
     assert!(f.store.raw_face_template(&doomed).is_none());
     assert!(
         !f.store.any_key_opens(&doomed, &raw),
         "no key that remains opens the purged template"
     );
-    assert_eq!(f.store.template_slot_count(), slots_before, "one slot replaced by one");
+    assert_eq!(
+        f.store.template_slot_count(),
+        slots_before,
+        "one slot replaced by one"
+    );
     // The survivors of the slot were re-encrypted and still read back.
     let survivors: Vec<_> = f.store.face_templates().map(Result::unwrap).collect();
     assert_eq!(survivors.len(), 4);
     assert!(survivors.iter().all(|(r, _)| *r != doomed));
     let b0 = b.faces[0].face_ref(&b.id);
-    assert_eq!(f.store.face_template(&b0).unwrap().unwrap().embedding, b.faces[0].embedding);
+    assert_eq!(
+        f.store.face_template(&b0).unwrap().unwrap().embedding,
+        b.faces[0].embedding
+    );
 
     // And after a reopen (the key file is the only key store).
     let config = f.config.clone();
     drop(f.store);
     let (store, _) = Store::open(&config).unwrap();
     assert_eq!(store.face_templates().count(), 4);
-    assert_eq!(store.face_template(&b0).unwrap().unwrap().embedding, b.faces[0].embedding);
+    assert_eq!(
+        store.face_template(&b0).unwrap().unwrap().embedding,
+        b.faces[0].embedding
+    );
     assert!(store.face_template(&doomed).unwrap().is_none());
 }
 
 #[test]
 fn a_missing_template_key_file_is_refused() {
     let f = fixture();
-    f.store.commit_asset(&asset_with_faces(&f.store, b"ccc", "c.jpg", 1), None).unwrap();
+    f.store
+        .commit_asset(&asset_with_faces(&f.store, b"ccc", "c.jpg", 1), None)
+        .unwrap();
     let config = f.config.clone();
     drop(f.store);
     std::fs::remove_file(config.data_dir.join("template-keys")).unwrap();
