@@ -61,7 +61,9 @@ fn faces_are_stored_with_the_asset_and_shown() {
         "faces",
         "detect",
         "--json",
-        data.join("faces/astronaut_nasa_public_domain.png").to_str().unwrap(),
+        data.join("faces/astronaut_nasa_public_domain.png")
+            .to_str()
+            .unwrap(),
     ]);
     let embedding = detected[0]["faces"][0]["embedding"].as_array().unwrap();
     assert_eq!(embedding.len(), 128);

@@ -597,3 +597,115 @@ fn clustering_does_not_depend_on_ingest_order_or_mix_people() {
     assert_eq!(first.len(), 15, "one cluster per person");
     assert!(clustered >= 105, "{clustered} faces clustered");
 }
+
+/// Who is where in dlib's bald guys collage (face box centres, assigned by
+/// looking at the image; every face's four nearest faces agree).
+const COLLAGE: [(&str, [(f64, f64); 6]); 4] = [
+    (
+        "Vin Diesel",
+        [
+            (138.0, 449.5),
+            (639.0, 164.5),
+            (146.0, 140.0),
+            (151.0, 1359.0),
+            (646.5, 494.0),
+            (381.5, 290.0),
+        ],
+    ),
+    (
+        "Jason Statham",
+        [
+            (143.5, 759.5),
+            (396.0, 505.0),
+            (957.0, 470.0),
+            (954.0, 170.0),
+            (392.0, 99.5),
+            (507.0, 912.5),
+        ],
+    ),
+    (
+        "The Rock",
+        [
+            (1169.0, 1381.0),
+            (1867.5, 1381.5),
+            (1510.0, 1392.0),
+            (1875.0, 484.5),
+            (1593.5, 234.5),
+            (1691.5, 752.5),
+        ],
+    ),
+    (
+        "Bruce Willis",
+        [
+            (1149.0, 825.0),
+            (860.5, 886.5),
+            (854.5, 1310.5),
+            (131.0, 1043.0),
+            (460.5, 1321.0),
+            (1188.0, 1131.0),
+        ],
+    ),
+];
+
+fn collage_man(x: f64, y: f64) -> &'static str {
+    COLLAGE
+        .iter()
+        .flat_map(|(man, centres)| {
+            centres
+                .iter()
+                .map(move |c| (*man, (c.0 - x).hypot(c.1 - y)))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|(_, d)| *d < 40.0)
+        .map_or("nobody", |(man, _)| man)
+}
+
+#[test]
+fn the_bald_guys_collage_gives_four_clean_clusters() {
+    let data = require_testdata!();
+    let collage = data.join("faces/groups/dlib_bald_guys_collage.jpg");
+    let (env, clusters) = clusters_after_ingest(&[collage]);
+    let asset = export(&env).into_values().next().unwrap();
+    let man_of: BTreeMap<String, &str> = asset["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let b = &f["bbox"];
+            let cx = b["x"].as_f64().unwrap() + b["width"].as_f64().unwrap() / 2.0;
+            let cy = b["y"].as_f64().unwrap() + b["height"].as_f64().unwrap() / 2.0;
+            (face_ref(&asset, f), collage_man(cx, cy))
+        })
+        .collect();
+    assert_eq!(man_of.len(), 24, "24 faces found");
+    assert!(!man_of.values().any(|m| *m == "nobody"), "{man_of:?}");
+    let mut seen = BTreeSet::new();
+    for cluster in &clusters {
+        let men: BTreeSet<&str> = cluster.iter().map(|f| man_of[f]).collect();
+        assert_eq!(men.len(), 1, "a cluster mixes {men:?}");
+        seen.extend(men.iter().copied());
+        eprintln!("cluster of {} faces: {men:?}", cluster.len());
+    }
+    assert_eq!(clusters.len(), 4, "{clusters:?}");
+    assert_eq!(seen.len(), 4, "each man has his cluster");
+
+    // Naming a cluster confirms its faces as a new person; dismissing one
+    // takes its faces out of clustering for good.
+    let named = ok(
+        &env,
+        &["clusters", "name", &clusters[0][0], "First Man", "--json"],
+    );
+    assert_eq!(
+        named[0]["confirmed"].as_u64().unwrap() as usize,
+        clusters[0].len()
+    );
+    ok(&env, &["clusters", "dismiss", &clusters[1][0], "--json"]);
+    ok(&env, &["people", "maintain", "--json"]);
+    let left = ok(&env, &["clusters", "list", "--json"]);
+    assert_eq!(left.len(), 2, "{left:?}");
+    let person = ok(&env, &["people", "show", "First Man", "--json"]);
+    assert_eq!(
+        person[0]["person"]["confirmed_faces"].as_u64().unwrap() as usize,
+        clusters[0].len()
+    );
+}

@@ -1190,7 +1190,15 @@ mod tests {
     /// `consentry faces detect --json` output of the collage and of every
     /// identity photo, in `CONSENTRY_CLUSTER_COLLAGE` and
     /// `CONSENTRY_CLUSTER_IDENTITIES`; prints the grid of the module
-    /// documentation and checks the defaults against the acceptance criteria.
+    /// documentation and checks the defaults against the acceptance criteria:
+    ///
+    /// ```text
+    /// T=../shared/testdata/faces
+    /// consentry faces detect --json $T/groups/dlib_bald_guys_collage.jpg > /tmp/collage.jsonl
+    /// consentry faces detect --json $(find $T/identities -type f | sort) > /tmp/identities.jsonl
+    /// CONSENTRY_CLUSTER_COLLAGE=/tmp/collage.jsonl CONSENTRY_CLUSTER_IDENTITIES=/tmp/identities.jsonl \
+    ///     cargo test -p consentry-daemon --lib measure_defaults -- --ignored --nocapture
+    /// ```
     #[test]
     #[ignore = "needs descriptors from `consentry faces detect --json`"]
     fn measure_defaults() {

@@ -362,7 +362,7 @@ impl FaceIndex {
     where
         F: Fn(Slot) -> bool + Sync,
     {
-        let eps = 0.0 * (probe.error + self.row_error());
+        let eps = probe.error + self.row_error();
         let radius = f64::from(max_distance);
         let limits = Limits {
             radius: probe.key_limit(radius + eps + guard(radius)),
@@ -513,7 +513,7 @@ impl Probe {
 
 /// Slack for the rounding of `f32` distances and of the bounds themselves.
 fn guard(r: f64) -> f64 {
-    0.0 * (1.0 + r)
+    1e-4 * (1.0 + r)
 }
 
 struct Limits {

@@ -446,23 +446,14 @@ impl People {
     pub fn confirm(&self, face: &FaceRef, person: &str) -> Result<()> {
         let mut state = self.lock();
         let person = state.resolve(person)?;
-        let (asset, current) = self.face(face)?;
+        let (_, current) = self.face(face)?;
         if current.attribution.not_a_face {
             return Err(PeopleError::Refused(format!(
                 "face {face} was marked \"not a face\"; it cannot be a person"
             )));
         }
-        if let Some(other) = asset
-            .faces
-            .iter()
-            .find(|f| f.no != face.no && f.attribution.confirmed() == Some(&person.id))
-        {
-            return Err(PeopleError::Refused(format!(
-                "{} is already confirmed on face {}:{} of this photo; one person appears once per photo \
-                 (reject that face first if it was wrong)",
-                person.name, asset.id, other.no
-            )));
-        }
+        // A person may confirm the same person twice in one photo (a collage,
+        // a mirror, a poster); only the matcher never proposes that.
         let mut attribution = current.attribution.clone();
         let distance = attribution.suggested().map(|(_, d)| d);
         attribution.rejected.retain(|p| *p != person.id);
@@ -975,7 +966,7 @@ impl People {
         }
         let set = self.recluster()?;
         report.clusters = set.clusters.len();
-        report.clustered_faces = set.clusters.iter().map(Vec::len).sum();
+        report.clustered_faces = set.clusters.iter().map(|c| c.members.len()).sum();
         Ok(report)
     }
 
@@ -1006,7 +997,7 @@ impl People {
             computed_at_ms: crate::clock::now_ms(),
             max_distance: params.max_distance,
             min_faces: params.min_faces,
-            clusters: clusters.into_iter().map(|c| c.members).collect(),
+            clusters,
         };
         self.store.put_clusters(&set)?;
         state.clusters = set.clone();
@@ -1019,11 +1010,10 @@ impl People {
             .clusters
             .clusters
             .iter()
-            .filter(|c| !c.is_empty())
             .map(|c| ClusterView {
-                id: c[0].to_string(),
-                size: c.len(),
-                faces: c.iter().map(ToString::to_string).collect(),
+                id: c.id().to_string(),
+                size: c.members.len(),
+                faces: c.members.iter().map(ToString::to_string).collect(),
             })
             .collect()
     }
@@ -1034,8 +1024,8 @@ impl People {
             .clusters
             .clusters
             .iter()
-            .find(|c| c.first().is_some_and(|f| f.to_string() == id))
-            .cloned()
+            .find(|c| c.id().to_string() == id)
+            .map(|c| c.members.clone())
             .ok_or_else(|| PeopleError::UnknownCluster(id.to_owned()))
     }
 
@@ -1278,27 +1268,19 @@ impl State {
     /// Incremental clustering between full runs: a new unknown face joins
     /// the cluster of its nearest core face, if one is close enough.
     fn assign_to_clusters(&mut self, id: &AssetId, faces: &[Face], params: &ClusterParams) {
-        if self.clusters.clusters.is_empty() {
-            return;
-        }
         for face in faces {
             if face.template != TemplateStatus::Stored || face.attribution.identity.is_some() {
                 continue;
             }
-            let mut best: Option<(f32, usize)> = None;
-            for (i, members) in self.clusters.clusters.iter().enumerate() {
-                for member in members {
-                    let Some(e) = self.slot_of.get(member).and_then(|s| self.all.get(*s)) else {
-                        continue;
-                    };
-                    let d = index::distance(e, &face.embedding);
-                    if d <= params.max_distance && best.is_none_or(|(bd, _)| d < bd) {
-                        best = Some((d, i));
-                    }
-                }
-            }
-            if let Some((_, i)) = best {
-                let members = &mut self.clusters.clusters[i];
+            let (all, slot_of) = (&self.all, &self.slot_of);
+            let joined = cluster::assign(
+                &self.clusters.clusters,
+                &face.embedding,
+                |f| slot_of.get(f).and_then(|s| all.get(*s)),
+                params,
+            );
+            if let Some(i) = joined {
+                let members = &mut self.clusters.clusters[i].members;
                 members.push(face.face_ref(id));
                 members.sort();
             }
@@ -1306,10 +1288,11 @@ impl State {
     }
 
     fn remove_from_clusters(&mut self, face: &FaceRef) {
-        for members in &mut self.clusters.clusters {
-            members.retain(|f| f != face);
+        for cluster in &mut self.clusters.clusters {
+            cluster.members.retain(|f| f != face);
+            cluster.core.retain(|f| f != face);
         }
-        self.clusters.clusters.retain(|c| !c.is_empty());
+        self.clusters.clusters.retain(|c| !c.members.is_empty());
     }
 
     fn suppressed(&self, embedding: &[f32], threshold: f32) -> bool {

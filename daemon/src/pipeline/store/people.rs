@@ -54,8 +54,9 @@ pub struct ClusterSet {
     pub computed_at_ms: u64,
     pub max_distance: f32,
     pub min_faces: usize,
-    /// Each cluster's members, sorted; a cluster's id is its first member.
-    pub clusters: Vec<Vec<FaceRef>>,
+    /// Each cluster's members and core faces, sorted; a cluster's id is its
+    /// first member.
+    pub clusters: Vec<crate::people::cluster::Cluster<FaceRef>>,
 }
 
 /// One atomic write of people state.
