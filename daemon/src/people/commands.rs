@@ -133,7 +133,7 @@ fn line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), String> {
     out.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
 
-fn engine<'a>(ingestor: Option<&'a Ingestor>) -> Result<&'a Ingestor, String> {
+fn engine(ingestor: Option<&Ingestor>) -> Result<&Ingestor, String> {
     ingestor.ok_or_else(|| "this command needs the face engine, which is not loaded".to_owned())
 }
 

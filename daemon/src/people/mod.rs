@@ -57,6 +57,9 @@ pub enum PeopleError {
 
 type Result<T> = std::result::Result<T, PeopleError>;
 
+/// An asset and the numbers of some of its faces.
+pub type AssetFaces = (AssetId, Vec<u32>);
+
 /// The people service. Cheap to share (`Arc`).
 pub struct People {
     store: Arc<Store>,
@@ -486,7 +489,7 @@ impl People {
         state.remove_from_clusters(face);
         let mut affected: BTreeSet<AssetId> = BTreeSet::from([face.asset.clone()]);
         if let Some(embedding) = state.slot_of.get(face).and_then(|s| state.all.get(*s)) {
-            affected.extend(self.assets_near(&state, &embedding.to_vec()));
+            affected.extend(self.assets_near(&state, embedding));
         }
         self.rematch(&state, &affected)
     }
@@ -533,7 +536,7 @@ impl People {
         let mut affected = BTreeSet::from([face.asset.clone()]);
         if was_confirmed {
             if let Some(embedding) = state.slot_of.get(face).and_then(|s| state.all.get(*s)) {
-                affected.extend(self.assets_near(&state, &embedding.to_vec()));
+                affected.extend(self.assets_near(&state, embedding));
             }
             state.unconfirm(face, &person);
         }
@@ -561,7 +564,7 @@ impl People {
             .slot_of
             .get(face)
             .and_then(|s| state.all.get(*s))
-            .map(|e| self.assets_near(&state, &e.to_vec()))
+            .map(|e| self.assets_near(&state, e))
             .unwrap_or_default();
         self.store.write_people(&PeopleWrite {
             faces: vec![(face.clone(), attribution, template)],
@@ -1078,7 +1081,7 @@ impl People {
     // ---- search ----------------------------------------------------------------
 
     /// Assets with a confirmed face of the person.
-    pub fn assets_of(&self, person: &str) -> Result<(Person, Vec<(AssetId, Vec<u32>)>)> {
+    pub fn assets_of(&self, person: &str) -> Result<(Person, Vec<AssetFaces>)> {
         let state = self.lock();
         let person = state.resolve(person)?;
         let mut by_asset: BTreeMap<AssetId, Vec<u32>> = BTreeMap::new();

@@ -59,13 +59,16 @@ pub struct ClusterSet {
     pub clusters: Vec<crate::people::cluster::Cluster<FaceRef>>,
 }
 
+/// A face's new attribution, and its new template status if it changed.
+pub type FaceChange = (FaceRef, Attribution, Option<TemplateStatus>);
+
 /// One atomic write of people state.
 #[derive(Debug, Default)]
 pub struct PeopleWrite {
     pub persons: Vec<Person>,
     pub remove_persons: Vec<PersonId>,
     /// New attribution (and optionally template status) per face.
-    pub faces: Vec<(FaceRef, Attribution, Option<TemplateStatus>)>,
+    pub faces: Vec<FaceChange>,
     /// Operations to insert or replace.
     pub ops: Vec<PeopleOp>,
 }
@@ -127,8 +130,7 @@ impl Store {
     /// then flushes. Each touched asset is read inside the transaction, so a
     /// concurrent change to its other fields is never lost.
     pub fn write_people(&self, write: &PeopleWrite) -> Result<(), StoreError> {
-        let mut by_asset: BTreeMap<&AssetId, Vec<&(FaceRef, Attribution, Option<TemplateStatus>)>> =
-            BTreeMap::new();
+        let mut by_asset: BTreeMap<&AssetId, Vec<&FaceChange>> = BTreeMap::new();
         for change in &write.faces {
             by_asset.entry(&change.0.asset).or_default().push(change);
         }
