@@ -246,6 +246,7 @@ pub struct StatusReport {
     pub collections: BTreeMap<String, BTreeMap<String, u64>>,
     pub shares: Vec<ShareStatus>,
     pub workers: Vec<WorkerStatus>,
+    pub people: Option<crate::people::PeopleStatus>,
 }
 
 impl StatusReport {
@@ -278,6 +279,7 @@ impl StatusReport {
             collections: counts.by_collection,
             shares,
             workers,
+            people: None,
         }
     }
 }

@@ -80,10 +80,10 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
                 .queue_summary(crate::clock::now_ms())
                 .map_err(|e| e.to_string())?;
             let workers = registry.map(WorkerRegistry::snapshot).unwrap_or_default();
-            line(
-                out,
-                &StatusReport::build(config, counts, queue, workers, registry.is_some()),
-            )
+            let mut report =
+                StatusReport::build(config, counts, queue, workers, registry.is_some());
+            report.people = Some(ctx.people.status());
+            line(out, &report)
         }
         Request::AssetsList => {
             for asset in store.assets() {

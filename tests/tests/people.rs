@@ -499,6 +499,10 @@ fn unknown_templates_are_purged_after_the_retention_period() {
         .unwrap(),
     );
     env.wait_drained(&mut daemon, Duration::from_secs(120));
+    let status = env.status();
+    assert_eq!(status["people"]["persons"], 2, "{status}");
+    assert_eq!(status["people"]["templates"], 3, "{status}");
+    assert_eq!(status["people"]["recognition"][0], "*");
     let early = ok(&env, &["people", "maintain", "--json"]);
     assert_eq!(
         early[0]["purged_templates"], 0,

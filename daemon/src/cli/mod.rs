@@ -531,6 +531,27 @@ fn print_status(out: &mut dyn Write, report: &serde_json::Value) -> std::io::Res
         "assets: {} ready, {} pending, {} quarantined, {} erased",
         assets["ready"], assets["pending"], assets["quarantined"], assets["erased"]
     )?;
+    let people = &report["people"];
+    if people.is_object() {
+        let on: Vec<&str> = people["recognition"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+            .collect();
+        writeln!(
+            out,
+            "people: {} person(s), {} face template(s), {} cluster(s) of unknown faces; recognition {}",
+            people["persons"],
+            people["templates"],
+            people["clusters"],
+            if on.is_empty() {
+                "off (people.recognition)".to_owned()
+            } else {
+                format!("on for {}", on.join(", "))
+            }
+        )?;
+    }
     for share in report["shares"].as_array().into_iter().flatten() {
         writeln!(
             out,

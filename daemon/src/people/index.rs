@@ -15,14 +15,14 @@
 //! ([`FaceIndex::try_insert`] says so, [`FaceIndex::insert`] panics); a query
 //! with one matches nothing. Nothing here does I/O or fails otherwise.
 //!
-//! How: every template is kept twice. The scan reads only a compact copy,
-//! each component rounded to a grid of step [`STEP`] (1/160) and stored as an
-//! `i8` (±127 steps, ±0.79), with its squared norm: 132 bytes a template. The
-//! query goes on a grid 16 times finer (`i16`). The scan computes, in exact
-//! integer arithmetic, the distance d̃ between the two rounded vectors
-//! (`i16 × i8` dot products, which the compiler turns into `pmaddwd` and its
-//! wider kin) and keeps the rows that may qualify; those are then measured
-//! exactly on the `f32` copy (512 bytes a template) and sorted.
+//! How: every template is kept twice. The scan reads only a compact copy:
+//! each component rounded to a grid of step [`STEP`] (1/160), ±127 steps
+//! (±0.79), stored as one byte, plus the row's squared norm: 132 bytes a
+//! template. The query goes on a grid 16 times finer (`i16`). The scan
+//! computes, in exact integer arithmetic, the distance d̃ between the two
+//! rounded vectors (`i16 × u8` dot products, which the compiler turns into
+//! byte unpacks and `pmaddwd`) and keeps the rows that may qualify; only
+//! those are measured on the `f32` copy (512 bytes a template) and sorted.
 //!
 //! Why no true result is lost: by the triangle inequality
 //! `|d − d̃| ≤ ε = e_q + e_row`, where `e_q` is the query's own rounding
@@ -35,39 +35,52 @@
 //! `d̃ ≤ d̃ₖ + 2ε`, d̃ₖ being the k-th smallest d̃ seen, since the k rows
 //! that make d̃ₖ are all within `d̃ₖ + ε`. Both tests also get a 1e-4
 //! relative guard for the rounding of the `f32` distances. Every row passing
-//! them is measured exactly, so the result is that of the exact scan.
+//! them is measured exactly, so the result is that of the exact scan. With
+//! dlib's gap between same-person (below about 0.55) and other-person
+//! (above about 0.7) distances, the margin adds only a few rows to measure.
 //!
 //! Memory, per template: 512 B (`f32` copy) + 128 B (codes) + 4 B (norm) +
-//! 4 B (slot) + about 10 B (slot → row map) ≈ 660 B, so 1 M templates take
-//! about 0.66 GB ([`FaceIndex::memory_bytes`]). The `f32` copy is 78 % of
-//! that; the re-rank reads only a few rows per query and could read them from
-//! the caller instead, but the index keeps them so that a search needs no
-//! I/O and [`FaceIndex::get`] serves "search from an existing face".
+//! 4 B (slot) + 10 to 20 B (slot → row map) ≈ 660 B; 1 M templates take
+//! 0.67 GB ([`FaceIndex::memory_bytes`]). The `f32` copy is 78 % of that.
+//! The re-rank reads only a few rows per query and could fetch them from the
+//! caller instead (the index would then be 150 B a template), but the index
+//! keeps them so that a search does no I/O and [`FaceIndex::get`] serves
+//! "faces like this one".
 //!
 //! SIMD: the workspace forbids `unsafe_code`, and calling a
-//! `#[target_feature]` function after run-time detection needs `unsafe`, so
-//! the kernel is written as 16 independent `i32` lanes that LLVM vectorises
-//! for whatever the crate is compiled for ([`simd_path`]): SSE2 `pmaddwd`
-//! on the default x86-64 target, AVX2 or AVX-512 with `-C target-cpu`. Small
-//! indexes are scanned on the calling thread; from [`PARALLEL_MIN_ROWS`] on,
-//! the scan is split into chunks on the rayon pool.
+//! `#[target_feature]` function chosen by run-time detection needs `unsafe`
+//! (so does a prefetch instruction). So the kernel is written as 16
+//! independent `i32` lanes that LLVM vectorises for whatever the crate is
+//! compiled for ([`simd_path`]): SSE2 on the default x86-64 target, AVX2 or
+//! AVX-512 when built with `-C target-cpu`. Indexes from
+//! [`PARALLEL_MIN_ROWS`] templates on are scanned in chunks on the rayon
+//! pool; smaller ones on the calling thread.
 //!
-//! Speed (`cargo bench -p consentry-daemon --bench search`, 2-core Xeon,
-//! SSE2 build, 2 rayon threads, k = 20 within 0.6, p50 / p95 of 200 queries):
-//! 10 k: 0.13 / 0.17 ms; 100 k: 1.0 / 1.5 ms; 1 M: 8.9 / 12 ms
-//! (`within(0.5)` the same). A plain serial scan of the `f32` copies takes
-//! 7.8 ms at 100 k, 78 ms at 1 M.
+//! Speed (`cargo bench -p consentry-daemon --bench search`: 2-core Xeon
+//! under KVM, SSE2 build, 2 rayon threads, dlib-like synthetic templates;
+//! `search(k = 20, 0.6)`, p50 / p95 of 200 queries, machine otherwise idle):
 //!
-//! When an ANN index would be needed: the scan is memory-bound and linear,
-//! about 9 ms per million templates on these two cores. It crosses the
-//! 20 ms budget near 2.2 M templates (the `f32` copies alone are then
-//! 1.1 GB of RAM and the whole index 1.5 GB), and one query occupies both
-//! cores, so it serves at most about 100 queries a second at 1 M. Beyond
-//! about 2 M faces, or when searches must run at more than ~50 a second
-//! beside ingest (batch clustering of every face against every other at 1 M
-//! is 1 M scans, about 2.5 hours), an approximate index (HNSW over the
-//! `i8` codes, or IVF with a few hundred lists) is needed; it gives up the
-//! guarantee that no neighbour within the threshold is missed.
+//! | templates | search | one thread | no distance limit | `within(0.5)` | plain `f32` scan |
+//! |---:|---:|---:|---:|---:|---:|
+//! | 10 k | 0.05 / 0.06 ms | | 0.08 ms | 0.05 / 0.06 ms | |
+//! | 100 k | 0.4 / 0.8 ms | 0.9 ms | 0.7 ms | 0.4 / 0.5 ms | 14 ms |
+//! | 1 M | 7.2 / 7.9 ms | 14 ms | 9.7 ms | 7.3 / 7.6 ms | (≈ 140 ms) |
+//!
+//! With a compiler busy on the same two cores, 1 M took 15 to 20 ms (p50).
+//!
+//! When an ANN index would be needed: the scan is linear in the number of
+//! templates and bound by memory bandwidth: about 7.5 ms per million on
+//! both cores, 14 ms on one. It crosses the 20 ms budget at about 2.5 M
+//! templates (1.7 GB of index), or about 1.4 M when ingest or anything else
+//! holds a core. A search holds both cores while it runs, so at 1 M the
+//! machine answers at most about 130 searches a second, far fewer beside
+//! ingest. Density clustering that asks [`FaceIndex::within`] for every
+//! face costs N scans: 40 s for 100 k faces, about 2 hours for 1 M. So an
+//! approximate index (HNSW, or IVF over k-means lists, on the byte codes)
+//! becomes necessary beyond about 1.5 to 2.5 M faces, above about 50
+//! sustained searches a second, or for clustering all faces once there are
+//! more than a few hundred thousand; it gives up the guarantee that no
+//! neighbour within the threshold is missed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -80,7 +93,7 @@ pub const DIM: usize = 128;
 /// Caller's handle for a stored template (the caller maps it to a face).
 pub type Slot = u32;
 
-/// Grid step of the stored codes: `i8` codes cover ±127 steps (±0.79).
+/// Grid step of the stored codes, which cover ±127 steps (±0.79).
 pub const STEP: f64 = 1.0 / 160.0;
 
 /// Indexes with at least this many templates are scanned in parallel.
@@ -96,6 +109,8 @@ const CODE_OFFSET: i32 = 128;
 const QUERY_CODE_MAX: f64 = i16::MAX as f64;
 /// Rows per parallel scan task (1 MiB of codes).
 const CHUNK_ROWS: usize = 8_192;
+/// How many rows ahead the scan touches the codes (see [`scan`]).
+const TOUCH_AHEAD: usize = 16;
 /// Candidates measured exactly on the rayon pool from this many on.
 const PARALLEL_RERANK: usize = 4_096;
 /// Rounding error bound of a row with no clipped component: `√DIM · STEP / 2`.
@@ -560,7 +575,14 @@ where
     let mut cap = limits
         .k
         .map_or(usize::MAX, |k| k.saturating_mul(4).max(256));
+    // Reading a byte of each cache line `TOUCH_AHEAD` rows ahead starts its
+    // fetch early: the scan is bound by memory latency, and safe code has no
+    // prefetch instruction. This made the 1 M-row scan 30 % faster.
+    let mut touched = 0u8;
     for (i, ((code, &norm), &slot)) in codes.iter().zip(norms).zip(slots).enumerate() {
+        if let Some(ahead) = codes.get(i + TOUCH_AHEAD) {
+            touched ^= ahead[0] ^ ahead[DIM / 2];
+        }
         let key = probe.key(code, norm);
         if key > limit || !keep(slot) {
             continue;
@@ -576,6 +598,7 @@ where
             cap = cap.max(found.len().saturating_mul(2));
         }
     }
+    std::hint::black_box(touched);
     found
 }
 

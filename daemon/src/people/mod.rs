@@ -122,6 +122,18 @@ pub struct ClusterView {
     pub faces: Vec<String>,
 }
 
+/// People at a glance, for `consentry status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeopleStatus {
+    /// Collections with recognition on (`*`: all); empty: off.
+    pub recognition: Vec<String>,
+    pub persons: usize,
+    pub templates: usize,
+    pub suppression_templates: usize,
+    pub clusters: usize,
+    pub template_retention_days: u64,
+}
+
 /// What a maintenance run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MaintenanceReport {
@@ -409,6 +421,22 @@ impl People {
     pub fn resolve(&self, text: &str) -> Result<Person> {
         let state = self.lock();
         state.resolve(text)
+    }
+
+    pub fn status(&self) -> PeopleStatus {
+        let state = self.lock();
+        PeopleStatus {
+            recognition: self.config.recognition.clone(),
+            persons: state
+                .persons
+                .values()
+                .filter(|p| p.merged_into.is_none())
+                .count(),
+            templates: state.all.len(),
+            suppression_templates: state.suppress.len(),
+            clusters: state.clusters.clusters.len(),
+            template_retention_days: self.config.template_retention.as_secs() / 86_400,
+        }
     }
 
     /// A person's name, by id.
