@@ -162,6 +162,23 @@ fn plain_scan(
     found
 }
 
+/// Quantiles of distances between two photos of one identity (`same`) or
+/// of two neighbouring identities.
+fn pair_distances(templates: &[[f32; DIM]], same: bool) -> String {
+    let identities = templates.len() / FACES_PER_IDENTITY;
+    let mut d: Vec<f32> = (0..2_000)
+        .map(|i| {
+            let who = (i * 7) % (identities - 1);
+            let a = who * FACES_PER_IDENTITY + i % (FACES_PER_IDENTITY - 1);
+            let b = if same { a + 1 } else { a + FACES_PER_IDENTITY };
+            index::distance(&templates[a], &templates[b])
+        })
+        .collect();
+    d.sort_by(f32::total_cmp);
+    let at = |p: f64| d[((d.len() - 1) as f64 * p) as usize];
+    format!("{:.2} / {:.2} / {:.2}", at(0.05), at(0.5), at(0.95))
+}
+
 /// The textbook distance: one sequential `f32` sum (not vectorisable).
 fn scalar_distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
@@ -216,6 +233,12 @@ fn main() {
     println!(
         "queries: {} ({QUERIES_KNOWN} known identities, {QUERIES_UNKNOWN} unknown); search k = {K}, max distance {MAX_DISTANCE}; within {RADIUS}",
         QUERIES_KNOWN + QUERIES_UNKNOWN
+    );
+    let sample = generate(10_000);
+    println!(
+        "generator check (p5 / p50 / p95): same identity {}, different identities {}",
+        pair_distances(&sample.templates, true),
+        pair_distances(&sample.templates, false)
     );
     println!();
     let columns = [

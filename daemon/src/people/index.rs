@@ -58,22 +58,24 @@
 //!
 //! Speed (`cargo bench -p consentry-daemon --bench search`: 2-core Xeon
 //! under KVM, SSE2 build, 2 rayon threads, dlib-like synthetic templates;
-//! `search(k = 20, 0.6)`, p50 / p95 of 200 queries, machine otherwise idle):
+//! `search(k = 20, 0.6)`, p50 / p95 of 200 queries, ranges over four runs
+//! with the machine otherwise idle):
 //!
 //! | templates | search | one thread | no distance limit | `within(0.5)` | plain `f32` scan |
 //! |---:|---:|---:|---:|---:|---:|
 //! | 10 k | 0.05 / 0.06 ms | | 0.08 ms | 0.05 / 0.06 ms | |
-//! | 100 k | 0.4 / 0.8 ms | 0.9 ms | 0.7 ms | 0.4 / 0.5 ms | 14 ms |
-//! | 1 M | 7.2 / 7.9 ms | 14 ms | 9.7 ms | 7.3 / 7.6 ms | (≈ 140 ms) |
+//! | 100 k | 0.4 / 0.8 ms | 0.7–0.9 ms | 0.7 ms | 0.4 / 0.5 ms | 11–14 ms |
+//! | 1 M | 7.2–8.1 / 7.9–9.2 ms | 14–16 ms | 10 ms | 7.3–8.0 / 7.6–8.3 ms | (≈ 130 ms) |
 //!
-//! With a compiler busy on the same two cores, 1 M took 15 to 20 ms (p50).
+//! With one of the two cores kept busy by another process, 1 M took
+//! 16 ms p50, 19 ms p95, 24 ms at worst: p95 inside the budget, not by much.
 //!
 //! When an ANN index would be needed: the scan is linear in the number of
-//! templates and bound by memory bandwidth: about 7.5 ms per million on
-//! both cores, 14 ms on one. It crosses the 20 ms budget at about 2.5 M
-//! templates (1.7 GB of index), or about 1.4 M when ingest or anything else
+//! templates and bound by memory bandwidth: about 8 ms per million on
+//! both cores, 15 ms on one. It crosses the 20 ms budget at about 2.5 M
+//! templates (1.7 GB of index), or about 1.3 M when ingest or anything else
 //! holds a core. A search holds both cores while it runs, so at 1 M the
-//! machine answers at most about 130 searches a second, far fewer beside
+//! machine answers at most about 125 searches a second, far fewer beside
 //! ingest. Density clustering that asks [`FaceIndex::within`] for every
 //! face costs N scans: 40 s for 100 k faces, about 2 hours for 1 M. So an
 //! approximate index (HNSW, or IVF over k-means lists, on the byte codes)
@@ -1010,6 +1012,7 @@ mod tests {
             stored.push(v);
         }
         assert!(!index.clipped.is_empty());
+        assert!((GRID_ERROR - 0.5 * STEP * (DIM as f64).sqrt()).abs() < 1e-15);
         for r in [0.56, 0.58, 0.6, 0.62, 0.65] {
             let want = naive(numbered(&stored), &query, usize::MAX, r, |_| true);
             assert!(!want.is_empty());
