@@ -1214,9 +1214,24 @@ impl People {
             .collect();
         let n = merged.len();
         self.store.replace_faces(id, merged.clone())?;
+        // Bring the in-memory state up to date for this asset only (a
+        // re-run over the whole catalogue must not reload it per photo).
+        for face in &asset.faces {
+            let face_ref = face.face_ref(id);
+            if let Some(person) = face.attribution.confirmed() {
+                state.unconfirm(&face_ref, person);
+            }
+            state.remove_from_clusters(&face_ref);
+        }
         state.index_new_faces(id, &merged, crate::clock::now_ms());
-        drop(state);
-        self.reload()?;
+        for face in &merged {
+            if let Some(person) = face.attribution.confirmed() {
+                let face_ref = face.face_ref(id);
+                if let Some(person) = state.persons.get(person).cloned() {
+                    state.confirm(&face_ref, &person);
+                }
+            }
+        }
         Ok(n)
     }
 }
