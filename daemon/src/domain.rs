@@ -298,6 +298,16 @@ impl Attribution {
         }
     }
 
+    /// The suggested or confirmed person.
+    pub fn person(&self) -> Option<&PersonId> {
+        match &self.identity {
+            Some(Identity::Suggested { person, .. } | Identity::Confirmed { person, .. }) => {
+                Some(person)
+            }
+            None => None,
+        }
+    }
+
     pub fn suggested(&self) -> Option<(&PersonId, f32)> {
         match &self.identity {
             Some(Identity::Suggested { person, distance }) => Some((person, *distance)),

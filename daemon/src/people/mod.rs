@@ -175,6 +175,15 @@ impl People {
 
     /// Rebuilds the in-memory state from the store.
     pub fn reload(&self) -> Result<()> {
+        let state = self.load()?;
+        *self.lock() = state;
+        Ok(())
+    }
+
+    /// The in-memory state as the store has it. Callers that changed the
+    /// store under the lock assign it before they let go, so no other change
+    /// slips in between.
+    fn load(&self) -> Result<State> {
         let mut state = State::default();
         for person in self.store.persons() {
             let person = person?;
@@ -209,8 +218,7 @@ impl People {
             .map(|(p, t)| (p, t.embedding))
             .collect();
         state.clusters = self.store.clusters()?;
-        *self.lock() = state;
-        Ok(())
+        Ok(state)
     }
 
     // ---- ingest ----------------------------------------------------------------
@@ -531,13 +539,8 @@ impl People {
             Some(text) => state.resolve(text)?.id,
             None => current
                 .attribution
-                .identity
-                .as_ref()
-                .map(|i| match i {
-                    Identity::Suggested { person, .. } | Identity::Confirmed { person, .. } => {
-                        person.clone()
-                    }
-                })
+                .person()
+                .cloned()
                 .ok_or_else(|| {
                     PeopleError::Refused(format!(
                         "face {face} has no suggested or confirmed person; name the person to reject with --person"
@@ -549,11 +552,7 @@ impl People {
             attribution.rejected.push(person.clone());
         }
         let was_confirmed = attribution.confirmed() == Some(&person);
-        if attribution
-            .identity
-            .as_ref()
-            .is_some_and(|i| matches!(i, Identity::Suggested { person: p, .. } | Identity::Confirmed { person: p, .. } if *p == person))
-        {
+        if attribution.person() == Some(&person) {
             attribution.identity = None;
         }
         attribution.review = None;
@@ -627,7 +626,7 @@ impl People {
     /// Merges `from` into `into`: every face confirmed to, suggested as or
     /// rejected for `from` now refers to `into`. Recorded for undo.
     pub fn merge(&self, into: &str, from: &str) -> Result<u64> {
-        let op = {
+        let (mut state, op) = {
             let state = self.lock();
             let into = state.resolve(into)?;
             let from = state.resolve(from)?;
@@ -659,8 +658,7 @@ impl People {
                     .any(|f| f.attribution.confirmed() == Some(&into.id));
                 for face in &asset.faces {
                     let a = &face.attribution;
-                    let mentions = a.rejected.contains(&from.id)
-                        || matches!(&a.identity, Some(Identity::Suggested { person, .. } | Identity::Confirmed { person, .. }) if *person == from.id);
+                    let mentions = a.rejected.contains(&from.id) || a.person() == Some(&from.id);
                     if !mentions {
                         continue;
                     }
@@ -670,7 +668,8 @@ impl People {
                             *p = into.id.clone();
                         }
                     }
-                    new.rejected.dedup();
+                    let mut seen = BTreeSet::new();
+                    new.rejected.retain(|p| seen.insert(p.clone()));
                     match &mut new.identity {
                         Some(Identity::Confirmed { person, .. }) if *person == from.id => {
                             if has_into {
@@ -693,7 +692,7 @@ impl People {
                     after.faces.push((face.face_ref(&asset.id), new));
                 }
             }
-            PeopleOp {
+            let op = PeopleOp {
                 seq: self.store.next_op_seq()?,
                 kind: "merge".into(),
                 summary: format!(
@@ -705,14 +704,15 @@ impl People {
                 after,
                 undone_by: None,
                 undoes: None,
-            }
+            };
+            (state, op)
         };
-        self.apply_op(op)
+        self.apply_op(&mut state, op)
     }
 
     /// Moves `faces` (confirmed to `person`) to a new person named `name`.
     pub fn split(&self, person: &str, faces: &[FaceRef], name: &str) -> Result<(u64, PersonId)> {
-        let (op, new_id) = {
+        let (mut state, op, new_id) = {
             let state = self.lock();
             let person = state.resolve(person)?;
             if faces.is_empty() {
@@ -777,15 +777,15 @@ impl People {
                 undone_by: None,
                 undoes: None,
             };
-            (op, new_person.id)
+            (state, op, new_person.id)
         };
-        Ok((self.apply_op(op)?, new_id))
+        Ok((self.apply_op(&mut state, op)?, new_id))
     }
 
     /// Restores what operation `seq` changed, if nothing changed it since.
     pub fn undo(&self, seq: Option<u64>) -> Result<u64> {
-        let op = {
-            let _state = self.lock();
+        let (mut state, op) = {
+            let state = self.lock();
             let target = match seq {
                 Some(seq) => self
                     .store
@@ -832,7 +832,7 @@ impl People {
                     )));
                 }
             }
-            PeopleOp {
+            let op = PeopleOp {
                 seq: self.store.next_op_seq()?,
                 kind: "undo".into(),
                 summary: format!("undid operation {}: {}", target.seq, target.summary),
@@ -841,15 +841,17 @@ impl People {
                 after: target.before.clone(),
                 undone_by: None,
                 undoes: Some(target.seq),
-            }
+            };
+            (state, op)
         };
-        self.apply_op(op)
+        self.apply_op(&mut state, op)
     }
 
-    fn apply_op(&self, op: PeopleOp) -> Result<u64> {
+    /// Writes an operation's "after" state and records it; the caller holds
+    /// the lock from the check that built it to here.
+    fn apply_op(&self, state: &mut State, op: PeopleOp) -> Result<u64> {
         let seq = op.seq;
         {
-            let _state = self.lock();
             let mut write = PeopleWrite::default();
             for (id, person) in &op.after.persons {
                 match person {
@@ -871,7 +873,7 @@ impl People {
             write.ops.push(op);
             self.store.write_people(&write)?;
         }
-        self.reload()?;
+        *state = self.load()?;
         Ok(seq)
     }
 
@@ -891,7 +893,7 @@ impl People {
     /// of the person (keeping one, re-encrypted, as a suppression template
     /// so new photos of them are neither matched nor stored) and cannot be undone.
     pub fn set_recognition(&self, person: &str, recognition: Recognition) -> Result<usize> {
-        let state = self.lock();
+        let mut state = self.lock();
         let mut person = state.resolve(person)?;
         if person.recognition == recognition {
             return Ok(0);
@@ -941,8 +943,7 @@ impl People {
         person.updated_at_ms = crate::clock::now_ms();
         write.persons.push(person);
         self.store.write_people(&write)?;
-        drop(state);
-        self.reload()?;
+        *state = self.load()?;
         Ok(purged)
     }
 
@@ -953,7 +954,7 @@ impl People {
     pub fn maintain(&self, now_ms: u64) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
         {
-            let state = self.lock();
+            let mut state = self.lock();
             let limit = now_ms.saturating_sub(
                 u64::try_from(self.config.template_retention.as_millis()).unwrap_or(u64::MAX),
             );
@@ -990,10 +991,8 @@ impl People {
                 }
                 self.store.write_people(&write)?;
                 log::info!(target: "consentry::people", purged = report.purged_templates; "purged face templates past the retention period");
+                *state = self.load()?;
             }
-        }
-        if report.purged_templates > 0 {
-            self.reload()?;
         }
         let set = self.recluster()?;
         report.clusters = set.clusters.len();
