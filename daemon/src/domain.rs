@@ -281,6 +281,10 @@ pub struct Attribution {
     /// a person already suggested for another face in the photo).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<String>,
+    /// An editor marked the face as incidental (a background crowd): it does
+    /// not block any usage decision, and the decision says so.
+    #[serde(default)]
+    pub incidental: bool,
 }
 
 impl Attribution {
@@ -326,6 +330,7 @@ impl Attribution {
             not_a_face: self.not_a_face,
             dismissed: self.dismissed,
             review: None,
+            incidental: self.incidental,
         }
     }
 }
@@ -468,6 +473,10 @@ pub struct Person {
     /// merge can be undone.
     #[serde(default)]
     pub merged_into: Option<PersonId>,
+    /// Date of birth, when known: decides whether a guardian must sign (see
+    /// `consent.guardian_age`). Without it, `kind = minor` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<jiff::civil::Date>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

@@ -412,6 +412,7 @@ impl People {
             notes,
             recognition: Recognition::NoBasis,
             merged_into: None,
+                birth_date: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -731,6 +732,7 @@ impl People {
                 notes: Some(format!("split from {} ({})", person.name, person.id)),
                 recognition: person.recognition,
                 merged_into: None,
+                birth_date: None,
                 created_at_ms: now,
                 updated_at_ms: now,
             };
