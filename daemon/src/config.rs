@@ -50,6 +50,10 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub people: PeopleConfig,
+    #[serde(default)]
+    pub consent: ConsentConfig,
+    #[serde(default)]
+    pub reminders: RemindersConfig,
     /// Watched drop shares; each feeds one collection.
     #[serde(default, rename = "share")]
     pub shares: Vec<ShareConfig>,
@@ -221,6 +225,98 @@ impl PeopleConfig {
     }
 }
 
+/// Consent and licence rules: what the usage decision reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// The purpose vocabulary consents and licences name.
+    pub purposes: Vec<String>,
+    /// The organisation's time zone (IANA name, or `system`): a date such as
+    /// "valid until 31 March" or "withdrawn on 10 May" is a day there.
+    pub time_zone: String,
+    /// Below this age a parent or guardian must sign (GDPR Art. 8; 16 in the
+    /// Netherlands, UAVG art. 5).
+    pub guardian_age: i16,
+    /// Faces smaller than this (shorter box side, in pixels of the displayed
+    /// photo) do not block a decision. 0 (the default): every face counts.
+    pub min_face_px: u32,
+    /// Block photos with no licence recorded (off: such photos are taken to
+    /// be the organisation's own).
+    pub require_licence: bool,
+    /// "Expiring soon" horizon for decisions, reports and reminders, in days.
+    pub expiring_days: i32,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            purposes: [
+                "internal",
+                "intranet",
+                "website",
+                "social-media",
+                "print",
+                "press",
+                "third-parties",
+            ]
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
+            time_zone: "system".to_owned(),
+            guardian_age: 16,
+            min_face_px: 0,
+            require_licence: false,
+            expiring_days: 30,
+        }
+    }
+}
+
+impl ConsentConfig {
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        if self.time_zone == "system" {
+            jiff::tz::TimeZone::try_system().map_err(|e| {
+                format!("cannot find the system time zone ({e}); set an IANA name such as Europe/Amsterdam")
+            })
+        } else {
+            jiff::tz::TimeZone::get(&self.time_zone)
+                .map_err(|e| format!("unknown time zone `{}`: {e}", self.time_zone))
+        }
+    }
+
+    /// The decision rules (the time zone resolved).
+    pub fn rules(&self) -> Result<crate::consent::decide::Rules, String> {
+        Ok(crate::consent::decide::Rules {
+            time_zone: self.time_zone()?,
+            guardian_age: self.guardian_age,
+            min_face_px: self.min_face_px,
+            require_licence: self.require_licence,
+            expiring_days: self.expiring_days,
+            purposes: self.purposes.clone(),
+        })
+    }
+}
+
+/// The daily reminder digest (consents and licences expiring, withdrawals).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemindersConfig {
+    /// Local time of day (`HH:MM`, in `consent.time_zone`) the digest is sent.
+    pub send_at: String,
+    /// Mail over SMTP; no table: no mail.
+    pub smtp: Option<crate::notify::SmtpConfig>,
+    /// A JSON POST of the same digest; no table: none.
+    pub webhook: Option<crate::notify::WebhookConfig>,
+}
+
+impl RemindersConfig {
+    /// `send_at` as a time of day.
+    pub fn send_time(&self) -> Result<jiff::civil::Time, String> {
+        let text = if self.send_at.is_empty() { "07:00" } else { &self.send_at };
+        jiff::civil::Time::strptime("%H:%M", text)
+            .map_err(|_| format!("`{text}` is not a time of day like 07:00"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalMode {
@@ -334,6 +430,9 @@ impl Config {
         config.ingest.quiet_period = Duration::from_secs(2);
         config.ingest.rescan_interval = Duration::from_secs(10);
         config.people.recognition = vec!["*".to_owned()];
+        if config.consent.time_zone().is_err() {
+            config.consent.time_zone = "UTC".to_owned();
+        }
         config.shares.push(ShareConfig {
             path: dir.join("drop"),
             collection: "demo".to_owned(),
@@ -427,6 +526,35 @@ impl Config {
         }
         if people.enrolment_collection.trim().is_empty() {
             return bad("people.enrolment_collection", "must not be empty");
+        }
+        let consent = &self.consent;
+        if consent.purposes.is_empty() {
+            return bad("consent.purposes", "must name at least one purpose");
+        }
+        if let Some(p) = consent.purposes.iter().find(|p| {
+            p.is_empty() || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }) {
+            return Err((
+                "consent.purposes".to_owned(),
+                format!("`{p}`: a purpose is lower-case letters, digits and dashes, e.g. social-media"),
+            ));
+        }
+        if let Err(reason) = consent.time_zone() {
+            return Err(("consent.time_zone".to_owned(), reason));
+        }
+        if !(1..=21).contains(&consent.guardian_age) {
+            return bad("consent.guardian_age", "must be between 1 and 21");
+        }
+        if !(1..=366).contains(&consent.expiring_days) {
+            return bad("consent.expiring_days", "must be between 1 and 366");
+        }
+        if let Err(reason) = self.reminders.send_time() {
+            return Err(("reminders.send_at".to_owned(), reason));
+        }
+        if let Some(smtp) = &self.reminders.smtp
+            && let Err(reason) = smtp.check()
+        {
+            return Err(("reminders.smtp".to_owned(), reason));
         }
         if !(1..=64).contains(&self.faces.batch_photos) {
             return bad("faces.batch_photos", "must be between 1 and 64");

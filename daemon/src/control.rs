@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::api::{AssetDetail, AssetSummary, StatusReport};
 use crate::config::Config;
 use crate::domain::AssetId;
+use crate::consent::Rights;
+use crate::consent::commands::RightsRequest;
 use crate::people::People;
 use crate::people::commands::PeopleRequest;
 use crate::pipeline::ingest::Ingestor;
@@ -33,6 +35,7 @@ pub enum Request {
     AssetShow { id: String },
     Export,
     People { request: PeopleRequest },
+    Rights { request: RightsRequest },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,7 @@ pub struct ControlState {
     pub config: Config,
     pub registry: Arc<WorkerRegistry>,
     pub ingestor: Arc<Ingestor>,
+    pub rights: Arc<Rights>,
 }
 
 /// What a request is answered from: the daemon's state, or what the CLI
@@ -66,6 +70,7 @@ pub struct Context<'a> {
     pub registry: Option<&'a WorkerRegistry>,
     pub people: &'a People,
     pub ingestor: Option<&'a Ingestor>,
+    pub rights: &'a Rights,
 }
 
 /// Answers one request, writing data lines to `out`. Shared by the daemon's
@@ -112,6 +117,13 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
         Request::People { request } => {
             crate::people::commands::answer(request, ctx.people, ctx.ingestor, out)
         }
+        Request::Rights { request } => crate::consent::commands::answer(
+            request,
+            ctx.rights,
+            ctx.people,
+            &config.reminders,
+            out,
+        ),
     }
 }
 
@@ -177,6 +189,7 @@ fn handle(stream: UnixStream, state: &ControlState) {
                 registry: Some(&state.registry),
                 people: state.ingestor.people(),
                 ingestor: Some(&state.ingestor),
+                rights: &state.rights,
             },
             &mut out,
         ) {

@@ -115,12 +115,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || people_maintenance(&m_people, &maintenance, &m_exit, m_every))?,
     );
 
+    let rights = Arc::new(crate::consent::Rights::open(Arc::clone(&store), config.consent.clone())?);
+    if let Err(err) = rights.follow_all_recognition(&people) {
+        log::error!(target: "consentry::consent", "cannot derive recognition from consents: {err}");
+    }
+    let reminders = registry.register("reminders");
+    let (r_rights, r_people, r_exit, r_config) = (
+        Arc::clone(&rights),
+        Arc::clone(&people),
+        Arc::clone(&must_exit),
+        config.reminders.clone(),
+    );
+    threads.push(
+        std::thread::Builder::new()
+            .name("reminders".into())
+            .spawn(move || reminder_worker(&r_rights, &r_people, &reminders, &r_exit, &r_config))?,
+    );
+
     let socket = config.control_socket();
     let control_state = Arc::new(ControlState {
         store: Arc::clone(&store),
         config: config.clone(),
         registry: Arc::clone(&registry),
         ingestor: Arc::clone(&ingestor),
+        rights: Arc::clone(&rights),
     });
     control::serve(&socket, control_state).map_err(|err| {
         anyhow::anyhow!(
@@ -163,6 +181,65 @@ fn log_recognition(config: &Config) {
             on.join(", "), config.people.template_retention.as_secs() / 86_400);
     }
 }
+
+/// The reminders worker: once a minute, checks whether today's digest is
+/// due (past `reminders.send_at`, not yet sent) and sends it; also keeps
+/// each person's recognition basis in step with consents that expire by date.
+fn reminder_worker(
+    rights: &crate::consent::Rights,
+    people: &People,
+    handle: &WorkerHandle,
+    must_exit: &AtomicBool,
+    config: &crate::config::RemindersConfig,
+) {
+    let configured = config.smtp.is_some() || config.webhook.is_some();
+    if !configured {
+        handle.set(WorkerState::Idle, Some("no [reminders.smtp] or [reminders.webhook]: reminders off".into()));
+    }
+    let mut last_basis_day = None;
+    while !must_exit.load(Ordering::Relaxed) {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+            let today = rights.today();
+            if last_basis_day != Some(today) {
+                rights.follow_all_recognition(people).map_err(|e| e.to_string())?;
+                last_basis_day = Some(today);
+            }
+            if !configured {
+                return Ok(());
+            }
+            if let Some(day) = crate::consent::reminders::due(rights, config, jiff::Timestamp::now())
+                .map_err(|e| e.to_string())?
+            {
+                handle.set(WorkerState::Busy, Some(format!("sending the digest for {day}")));
+                let run = crate::consent::reminders::run(rights, people, config, day)
+                    .map_err(|e| e.to_string())?;
+                handle.count(true);
+                log::info!(target: "consentry::consent", mailed = run.mailed, posted = run.posted, items = run.items; "reminders for {day} sent");
+                handle.set(WorkerState::Idle, Some(format!("digest for {day}: {} item(s), {} mailed, {} posted", run.items, run.mailed, run.posted)));
+            }
+            Ok(())
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                handle.count(false);
+                log::error!(target: "consentry::consent", "reminders: {err}");
+                handle.set(WorkerState::Idle, Some(format!("last attempt failed: {err}")));
+            }
+            Err(_) => log::error!(target: "consentry::consent", "the reminders worker panicked; it tries again in a minute"),
+        }
+        for _ in 0..(if cfg!(test) { 1 } else { REMINDER_CHECK_SECS }) {
+            if must_exit.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    handle.set(WorkerState::Done, None);
+}
+
+/// How often the reminders worker checks (seconds).
+const REMINDER_CHECK_SECS: u32 = 60;
 
 /// The people worker: purges templates past their retention period and
 /// re-clusters unknown faces, at start and then every `maintenance_interval`.

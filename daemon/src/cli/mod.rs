@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod consent;
 mod faces;
 mod people;
 
@@ -72,11 +73,54 @@ pub enum Command {
         #[arg(long, default_value = "import")]
         collection: String,
     },
-    /// Write the whole catalogue as JSON lines (contains personal data: protect the file).
+    /// With ASSETs: export copies for a purpose (`--purpose P --out DIR
+    /// [--xmp] [--redact]`). Without: write the whole catalogue as JSON lines
+    /// (contains personal data: protect the file).
     Export {
-        /// Output file; standard output if omitted.
-        #[arg(long, short)]
+        /// Assets to export for --purpose.
+        assets: Vec<String>,
+        /// Catalogue dump: output file; standard output if omitted.
+        #[arg(long, short, conflicts_with = "assets")]
         output: Option<PathBuf>,
+        /// The purpose of the copies (see consent.purposes).
+        #[arg(long, requires = "assets")]
+        purpose: Option<String>,
+        /// The day of use (default: today).
+        #[arg(long, value_name = "DATE", requires = "assets")]
+        date: Option<jiff::civil::Date>,
+        /// Write an XMP sidecar beside each copy.
+        #[arg(long, requires = "assets")]
+        xmp: bool,
+        /// Pixelate every face that blocks the purpose in a new JPEG.
+        #[arg(long, requires = "assets")]
+        redact: bool,
+        /// Directory for the copies.
+        #[arg(long, value_name = "DIR", requires = "assets")]
+        out: Option<PathBuf>,
+    },
+    /// Consents (model releases): add, withdraw, list, show, document.
+    Consent {
+        #[command(subcommand)]
+        command: consent::ConsentCommand,
+    },
+    /// Licences of assets, collections and folders.
+    Licence {
+        #[command(subcommand)]
+        command: consent::LicenceCommand,
+    },
+    /// Restrict an asset or a person (GDPR Art. 18/21): kept, never usable.
+    Restrict(consent::RestrictArgs),
+    /// May ASSET be used for --purpose on --date? Allowed or blocked, with reasons.
+    Decide(consent::DecideArgs),
+    /// Reports: expiring, blocked, withdrawn.
+    Report {
+        #[command(subcommand)]
+        command: consent::ReportCommand,
+    },
+    /// The reminder digest.
+    Reminders {
+        #[command(subcommand)]
+        command: consent::RemindersCommand,
     },
     /// Read an export into a new, empty data directory.
     Import { file: PathBuf },
@@ -292,7 +336,76 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
                 }
             })?;
         }
-        Command::Export { output } => {
+        Command::Export {
+            assets,
+            purpose,
+            date,
+            xmp,
+            redact,
+            out: dir,
+            ..
+        } if !assets.is_empty() => {
+            let purpose = purpose.context("give --purpose for the copies")?;
+            let dir = dir.context("give --out DIR for the copies")?;
+            consent::run_files(
+                &config,
+                daemon,
+                crate::consent::commands::RightsRequest::Export {
+                    assets,
+                    purpose,
+                    date,
+                    xmp,
+                    redact,
+                },
+                &dir,
+                false,
+                &mut out,
+            )?;
+        }
+        Command::Consent {
+            command: consent::ConsentCommand::Document { id, out: file },
+        } => {
+            consent::run_files(
+                &config,
+                daemon,
+                crate::consent::commands::RightsRequest::ConsentDocument { id },
+                &file,
+                true,
+                &mut out,
+            )?;
+        }
+        Command::Consent { command } => {
+            let (request, json) = command.request()?;
+            consent::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Licence { command } => {
+            let (request, json) = command.request()?;
+            consent::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Restrict(args) => {
+            let (request, json) = args.request();
+            consent::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Decide(args) => {
+            let (request, json) = args.request();
+            consent::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Report { command } => {
+            let (request, json) = command.request();
+            consent::run(&config, daemon, request, json, &mut out)?;
+        }
+        Command::Reminders {
+            command: consent::RemindersCommand::Run { json },
+        } => {
+            consent::run(
+                &config,
+                daemon,
+                crate::consent::commands::RightsRequest::RemindersRun,
+                json,
+                &mut out,
+            )?;
+        }
+        Command::Export { output, .. } => {
             let mut writer: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     create_private(path)
@@ -347,6 +460,7 @@ fn query(
     let (store, _) = Store::open(&config.store)?;
     let store = Arc::new(store);
     let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
+    let rights = crate::consent::Rights::open(Arc::clone(&store), config.consent.clone())?;
     let needs_engine = matches!(request, Request::People { request } if request.needs_engine());
     let ingestor = if needs_engine {
         Some(Ingestor::new(
@@ -367,6 +481,7 @@ fn query(
         registry: None,
         people: &people,
         ingestor: ingestor.as_ref(),
+        rights: &rights,
     };
     control::answer(request, &ctx, &mut buffer).map_err(anyhow::Error::msg)?;
     Ok(())

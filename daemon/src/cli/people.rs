@@ -79,6 +79,18 @@ pub enum PeopleCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a person's kind or date of birth (what decides whether a
+    /// guardian must sign their consent).
+    Set {
+        person: String,
+        #[arg(long, value_enum)]
+        kind: Option<PersonKind>,
+        /// Date of birth (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        born: Option<jiff::civil::Date>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the person's basis for face recognition. `opted-out` deletes every
     /// template of the person for good (one suppression template is kept so
     /// new photos of them are neither matched nor stored).
@@ -125,6 +137,15 @@ pub enum FaceDecision {
     /// Not a face: its template is deleted; never matched or clustered.
     NotAFace {
         face: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Incidental (a background crowd): the face no longer blocks usage
+    /// decisions; --undo clears the mark.
+    Incidental {
+        face: String,
+        #[arg(long)]
+        undo: bool,
         #[arg(long)]
         json: bool,
     },
@@ -234,6 +255,12 @@ impl PeopleCommand {
             ),
             PeopleCommand::Undo { seq, json } => (PeopleRequest::Undo { seq }, json),
             PeopleCommand::History { json } => (PeopleRequest::History, json),
+            PeopleCommand::Set {
+                person,
+                kind,
+                born,
+                json,
+            } => (PeopleRequest::Set { person, kind, born }, json),
             PeopleCommand::Recognition {
                 person,
                 basis,
@@ -264,6 +291,13 @@ impl FaceDecision {
                 (PeopleRequest::Reject { face, person }, json)
             }
             FaceDecision::NotAFace { face, json } => (PeopleRequest::NotAFace { face }, json),
+            FaceDecision::Incidental { face, undo, json } => (
+                PeopleRequest::Incidental {
+                    face,
+                    incidental: !undo,
+                },
+                json,
+            ),
             FaceDecision::Redetect { assets, json } => (PeopleRequest::Redetect { assets }, json),
         }
     }

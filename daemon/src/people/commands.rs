@@ -71,6 +71,15 @@ pub enum PeopleRequest {
         person: String,
         recognition: Recognition,
     },
+    Set {
+        person: String,
+        kind: Option<PersonKind>,
+        born: Option<jiff::civil::Date>,
+    },
+    Incidental {
+        face: String,
+        incidental: bool,
+    },
     Confirm {
         face: String,
         person: String,
@@ -229,6 +238,16 @@ pub fn answer(
                 )?;
             }
             Ok(())
+        }
+        PeopleRequest::Set { person, kind, born } => {
+            let p = people.edit_person(person, *kind, *born).map_err(text)?;
+            line(out, &serde_json::json!({ "person": p.id.as_str(), "name": p.name, "kind": p.kind, "birth_date": p.birth_date }))
+        }
+        PeopleRequest::Incidental { face, incidental } => {
+            people
+                .set_incidental(&face_ref(face)?, *incidental)
+                .map_err(text)?;
+            line(out, &serde_json::json!({ "face": face, "incidental": incidental }))
         }
         PeopleRequest::Recognition {
             person,

@@ -457,6 +457,99 @@ impl People {
             .map(|p| p.name.clone())
     }
 
+    /// Every person (merged ones included), for decisions.
+    pub fn persons(&self) -> BTreeMap<PersonId, Person> {
+        self.lock().persons.clone()
+    }
+
+    /// Changes a person's kind and/or date of birth (what decides whether a
+    /// guardian must sign).
+    pub fn edit_person(
+        &self,
+        person: &str,
+        kind: Option<PersonKind>,
+        birth_date: Option<jiff::civil::Date>,
+    ) -> Result<Person> {
+        let mut state = self.lock();
+        let mut person = state.resolve(person)?;
+        if let Some(kind) = kind {
+            person.kind = kind;
+        }
+        if let Some(date) = birth_date {
+            person.birth_date = Some(date);
+        }
+        person.updated_at_ms = crate::clock::now_ms();
+        self.store.write_people(&PeopleWrite {
+            persons: vec![person.clone()],
+            ..PeopleWrite::default()
+        })?;
+        state.persons.insert(person.id.clone(), person.clone());
+        Ok(person)
+    }
+
+    /// Follows the recognition basis that consents give (GDPR Art. 9): with a
+    /// valid consent covering recognition the person becomes `allowed`;
+    /// without one an `allowed` person falls back to `no-basis` and their
+    /// templates are purged at once. An opt-out is never changed here.
+    /// Returns the new state when it changed.
+    pub fn follow_recognition_basis(
+        &self,
+        person: &PersonId,
+        has_basis: bool,
+    ) -> Result<Option<Recognition>> {
+        let current = {
+            let state = self.lock();
+            match state.persons.get(person) {
+                Some(p) => p.recognition,
+                None => return Ok(None),
+            }
+        };
+        let next = match (current, has_basis) {
+            (Recognition::OptedOut, _) => return Ok(None),
+            (Recognition::Allowed, true) | (Recognition::NoBasis, false) => return Ok(None),
+            (_, true) => Recognition::Allowed,
+            (_, false) => Recognition::NoBasis,
+        };
+        self.set_recognition(person.as_str(), next)?;
+        if next == Recognition::NoBasis {
+            let mut state = self.lock();
+            let faces: Vec<FaceRef> = state
+                .confirmed
+                .get(person)
+                .into_iter()
+                .flatten()
+                .filter(|f| state.slot_of.contains_key(f))
+                .cloned()
+                .collect();
+            if !faces.is_empty() {
+                self.store.purge_templates(&faces, &[])?;
+                let mut write = PeopleWrite::default();
+                for face in &faces {
+                    let (_, current) = self.face(face)?;
+                    write
+                        .faces
+                        .push((face.clone(), current.attribution, Some(TemplateStatus::Purged)));
+                }
+                self.store.write_people(&write)?;
+                *state = self.load()?;
+            }
+        }
+        Ok(Some(next))
+    }
+
+    /// Marks a face as incidental (a background crowd) or clears the mark.
+    pub fn set_incidental(&self, face: &FaceRef, incidental: bool) -> Result<()> {
+        let _state = self.lock();
+        let (_, current) = self.face(face)?;
+        let mut attribution = current.attribution;
+        attribution.incidental = incidental;
+        self.store.write_people(&PeopleWrite {
+            faces: vec![(face.clone(), attribution, None)],
+            ..PeopleWrite::default()
+        })?;
+        Ok(())
+    }
+
     pub fn list(&self, include_merged: bool) -> Vec<PersonView> {
         let state = self.lock();
         state

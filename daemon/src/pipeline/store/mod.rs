@@ -20,6 +20,7 @@ pub mod blobs;
 pub mod crypto;
 pub mod jobs;
 pub mod people;
+pub mod rights;
 pub mod templates;
 
 use std::collections::{BTreeMap, HashSet};
@@ -105,6 +106,10 @@ pub struct Store {
     persons: sled::Tree,
     people_ops: sled::Tree,
     cluster_sets: sled::Tree,
+    consents: sled::Tree,
+    licences: sled::Tree,
+    restrictions: sled::Tree,
+    reminders: sled::Tree,
     vault: templates::Vault,
     keys: Keyring,
     blobs: BlobStore,
@@ -200,6 +205,10 @@ impl Store {
             persons: db.open_tree(people::TREE_PERSONS)?,
             people_ops: db.open_tree(people::TREE_OPS)?,
             cluster_sets: db.open_tree(people::TREE_CLUSTERS)?,
+            consents: db.open_tree(rights::TREE_CONSENTS)?,
+            licences: db.open_tree(rights::TREE_LICENCES)?,
+            restrictions: db.open_tree(rights::TREE_RESTRICTIONS)?,
+            reminders: db.open_tree(rights::TREE_REMINDERS)?,
             meta: db.open_tree(TREE_META)?,
             assets: db.open_tree(TREE_ASSETS)?,
             sources: db.open_tree(TREE_SOURCES)?,
@@ -451,6 +460,7 @@ impl Store {
             referenced.extend(asset.sidecar.iter().map(|b| b.blob_id.clone()));
             referenced.extend(asset.thumbnails.iter().map(|t| t.blob.blob_id.clone()));
         }
+        referenced.extend(self.document_blob_ids()?);
         self.blobs.remove_unreferenced(&referenced)
     }
 
