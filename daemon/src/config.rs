@@ -477,6 +477,12 @@ impl Config {
         fix(&mut self.store.master_key_file);
         fix(&mut self.control.socket);
         fix(&mut self.faces.models_dir);
+        if let Some(smtp) = &mut self.reminders.smtp {
+            smtp.resolve_paths(base);
+        }
+        if let Some(webhook) = &mut self.reminders.webhook {
+            webhook.resolve_paths(base);
+        }
         for share in &mut self.shares {
             fix(&mut share.path);
             if let Some(move_to) = &mut share.move_to {
@@ -555,6 +561,11 @@ impl Config {
             && let Err(reason) = smtp.check()
         {
             return Err(("reminders.smtp".to_owned(), reason));
+        }
+        if let Some(webhook) = &self.reminders.webhook
+            && let Err(reason) = webhook.check()
+        {
+            return Err(("reminders.webhook".to_owned(), reason));
         }
         if !(1..=64).contains(&self.faces.batch_photos) {
             return bad("faces.batch_photos", "must be between 1 and 64");

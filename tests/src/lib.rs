@@ -12,6 +12,8 @@ use opencv::core::{Mat, Scalar, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 
+pub mod smtp;
+
 /// `../shared/testdata` beside the checkout (or `$CONSENTRY_TESTDATA`).
 /// Returns None, after saying so on stderr, when it is absent; panics instead
 /// when `CONSENTRY_REQUIRE_TESTDATA=1` (as `.ci/run` sets).
