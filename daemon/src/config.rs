@@ -274,9 +274,9 @@ impl Default for ConsentConfig {
 impl ConsentConfig {
     pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
         if self.time_zone == "system" {
-            jiff::tz::TimeZone::try_system().map_err(|e| {
-                format!("cannot find the system time zone ({e}); set an IANA name such as Europe/Amsterdam")
-            })
+            // Falls back to UTC (with a logged warning) where the machine has
+            // no time zone configured.
+            Ok(jiff::tz::TimeZone::system())
         } else {
             jiff::tz::TimeZone::get(&self.time_zone)
                 .map_err(|e| format!("unknown time zone `{}`: {e}", self.time_zone))
@@ -297,7 +297,7 @@ impl ConsentConfig {
 }
 
 /// The daily reminder digest (consents and licences expiring, withdrawals).
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RemindersConfig {
     /// Local time of day (`HH:MM`, in `consent.time_zone`) the digest is sent.
@@ -308,10 +308,20 @@ pub struct RemindersConfig {
     pub webhook: Option<crate::notify::WebhookConfig>,
 }
 
+impl Default for RemindersConfig {
+    fn default() -> Self {
+        RemindersConfig {
+            send_at: "07:00".to_owned(),
+            smtp: None,
+            webhook: None,
+        }
+    }
+}
+
 impl RemindersConfig {
     /// `send_at` as a time of day.
     pub fn send_time(&self) -> Result<jiff::civil::Time, String> {
-        let text = if self.send_at.is_empty() { "07:00" } else { &self.send_at };
+        let text = &self.send_at;
         jiff::civil::Time::strptime("%H:%M", text)
             .map_err(|_| format!("`{text}` is not a time of day like 07:00"))
     }
@@ -430,9 +440,6 @@ impl Config {
         config.ingest.quiet_period = Duration::from_secs(2);
         config.ingest.rescan_interval = Duration::from_secs(10);
         config.people.recognition = vec!["*".to_owned()];
-        if config.consent.time_zone().is_err() {
-            config.consent.time_zone = "UTC".to_owned();
-        }
         config.shares.push(ShareConfig {
             path: dir.join("drop"),
             collection: "demo".to_owned(),
@@ -538,11 +545,16 @@ impl Config {
             return bad("consent.purposes", "must name at least one purpose");
         }
         if let Some(p) = consent.purposes.iter().find(|p| {
-            p.is_empty() || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         }) {
             return Err((
                 "consent.purposes".to_owned(),
-                format!("`{p}`: a purpose is lower-case letters, digits and dashes, e.g. social-media"),
+                format!(
+                    "`{p}`: a purpose is lower-case letters, digits and dashes, e.g. social-media"
+                ),
             ));
         }
         if let Err(reason) = consent.time_zone() {

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{AssetDetail, AssetSummary, StatusReport};
 use crate::config::Config;
-use crate::domain::AssetId;
 use crate::consent::Rights;
 use crate::consent::commands::RightsRequest;
+use crate::domain::AssetId;
 use crate::people::People;
 use crate::people::commands::PeopleRequest;
 use crate::pipeline::ingest::Ingestor;
@@ -35,7 +35,7 @@ pub enum Request {
     AssetShow { id: String },
     Export,
     People { request: PeopleRequest },
-    Rights { request: RightsRequest },
+    Rights { request: Box<RightsRequest> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -115,7 +115,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || people_maintenance(&m_people, &maintenance, &m_exit, m_every))?,
     );
 
-    let rights = Arc::new(crate::consent::Rights::open(Arc::clone(&store), config.consent.clone())?);
+    let rights = Arc::new(crate::consent::Rights::open(
+        Arc::clone(&store),
+        config.consent.clone(),
+    )?);
     if let Err(err) = rights.follow_all_recognition(&people) {
         log::error!(target: "consentry::consent", "cannot derive recognition from consents: {err}");
     }
@@ -194,28 +197,43 @@ fn reminder_worker(
 ) {
     let configured = config.smtp.is_some() || config.webhook.is_some();
     if !configured {
-        handle.set(WorkerState::Idle, Some("no [reminders.smtp] or [reminders.webhook]: reminders off".into()));
+        handle.set(
+            WorkerState::Idle,
+            Some("no [reminders.smtp] or [reminders.webhook]: reminders off".into()),
+        );
     }
     let mut last_basis_day = None;
     while !must_exit.load(Ordering::Relaxed) {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
             let today = rights.today();
             if last_basis_day != Some(today) {
-                rights.follow_all_recognition(people).map_err(|e| e.to_string())?;
+                rights
+                    .follow_all_recognition(people)
+                    .map_err(|e| e.to_string())?;
                 last_basis_day = Some(today);
             }
             if !configured {
                 return Ok(());
             }
-            if let Some(day) = crate::consent::reminders::due(rights, config, jiff::Timestamp::now())
-                .map_err(|e| e.to_string())?
+            if let Some(day) =
+                crate::consent::reminders::due(rights, config, jiff::Timestamp::now())
+                    .map_err(|e| e.to_string())?
             {
-                handle.set(WorkerState::Busy, Some(format!("sending the digest for {day}")));
+                handle.set(
+                    WorkerState::Busy,
+                    Some(format!("sending the digest for {day}")),
+                );
                 let run = crate::consent::reminders::run(rights, people, config, day)
                     .map_err(|e| e.to_string())?;
                 handle.count(true);
                 log::info!(target: "consentry::consent", mailed = run.mailed, posted = run.posted, items = run.items; "reminders for {day} sent");
-                handle.set(WorkerState::Idle, Some(format!("digest for {day}: {} item(s), {} mailed, {} posted", run.items, run.mailed, run.posted)));
+                handle.set(
+                    WorkerState::Idle,
+                    Some(format!(
+                        "digest for {day}: {} item(s), {} mailed, {} posted",
+                        run.items, run.mailed, run.posted
+                    )),
+                );
             }
             Ok(())
         }));
@@ -224,9 +242,14 @@ fn reminder_worker(
             Ok(Err(err)) => {
                 handle.count(false);
                 log::error!(target: "consentry::consent", "reminders: {err}");
-                handle.set(WorkerState::Idle, Some(format!("last attempt failed: {err}")));
+                handle.set(
+                    WorkerState::Idle,
+                    Some(format!("last attempt failed: {err}")),
+                );
             }
-            Err(_) => log::error!(target: "consentry::consent", "the reminders worker panicked; it tries again in a minute"),
+            Err(_) => {
+                log::error!(target: "consentry::consent", "the reminders worker panicked; it tries again in a minute")
+            }
         }
         for _ in 0..(if cfg!(test) { 1 } else { REMINDER_CHECK_SECS }) {
             if must_exit.load(Ordering::Relaxed) {

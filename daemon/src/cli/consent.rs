@@ -91,7 +91,7 @@ pub enum ConsentCommand {
 pub enum LicenceCommand {
     /// Record licence terms for an asset, a collection or a folder (import
     /// batch); fields not given keep their previous value.
-    Set(LicenceSetArgs),
+    Set(Box<LicenceSetArgs>),
     /// The licence in effect for an asset and where each layer came from.
     Show {
         asset: String,
@@ -224,7 +224,7 @@ impl ConsentCommand {
                 json,
             } => (
                 RightsRequest::ConsentAdd {
-                    consent: NewConsent {
+                    consent: Box::new(NewConsent {
                         person,
                         signer: guardian.map_or(Signer::Subject, |name| Signer::Guardian { name }),
                         signed_on,
@@ -234,14 +234,17 @@ impl ConsentCommand {
                         valid_until: until,
                         reference,
                         notes,
-                    },
+                    }),
                     document: document(doc.as_deref())?,
                 },
                 json,
             ),
-            ConsentCommand::Withdraw { id, reason, at, json } => {
-                (RightsRequest::ConsentWithdraw { id, reason, at }, json)
-            }
+            ConsentCommand::Withdraw {
+                id,
+                reason,
+                at,
+                json,
+            } => (RightsRequest::ConsentWithdraw { id, reason, at }, json),
             ConsentCommand::List { person, date, json } => {
                 (RightsRequest::ConsentList { person, date }, json)
             }
@@ -256,6 +259,7 @@ impl LicenceCommand {
         Ok(match self {
             LicenceCommand::Show { asset, json } => (RightsRequest::LicenceShow { asset }, json),
             LicenceCommand::Set(a) => {
+                let a = *a;
                 let scope = match (a.asset, a.collection, a.folder) {
                     (Some(asset), None, None) => LicenceScope::Asset {
                         asset: AssetId::parse(&asset)
@@ -283,7 +287,7 @@ impl LicenceCommand {
                 (
                     RightsRequest::LicenceSet {
                         scope,
-                        terms,
+                        terms: Box::new(terms),
                         document: document(a.document.as_deref())?,
                     },
                     a.json,
@@ -324,10 +328,14 @@ impl DecideArgs {
 impl ReportCommand {
     pub fn request(self) -> (RightsRequest, bool) {
         match self {
-            ReportCommand::Expiring { days, json } => (RightsRequest::ReportExpiring { days }, json),
-            ReportCommand::Blocked { purpose, date, json } => {
-                (RightsRequest::ReportBlocked { purpose, date }, json)
+            ReportCommand::Expiring { days, json } => {
+                (RightsRequest::ReportExpiring { days }, json)
             }
+            ReportCommand::Blocked {
+                purpose,
+                date,
+                json,
+            } => (RightsRequest::ReportBlocked { purpose, date }, json),
             ReportCommand::Withdrawn { since, json } => {
                 (RightsRequest::ReportWithdrawn { since }, json)
             }
@@ -343,13 +351,21 @@ pub fn run(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    query(config, daemon, &Request::Rights { request }, &mut |line| {
-        if json {
-            return writeln!(out, "{line}");
-        }
-        let value: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
-        writeln!(out, "{}", human(&value))
-    })
+    query(
+        config,
+        daemon,
+        &Request::Rights {
+            request: Box::new(request),
+        },
+        &mut |line| {
+            if json {
+                return writeln!(out, "{line}");
+            }
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(std::io::Error::other)?;
+            writeln!(out, "{}", human(&value))
+        },
+    )
 }
 
 /// Writes files that travel back as hex (exports, documents) into `dir` or to `file`.
@@ -366,17 +382,29 @@ pub fn run_files(
             .with_context(|| format!("cannot create {}", target.display()))?;
     }
     let mut written = Vec::new();
-    query(config, daemon, &Request::Rights { request }, &mut |line| {
-        let file: ExportedFile = serde_json::from_str(line).map_err(std::io::Error::other)?;
-        let bytes = hex_decode(&file.hex).ok_or_else(|| std::io::Error::other("bad hex in the reply"))?;
-        let name = Path::new(&file.name)
-            .file_name()
-            .ok_or_else(|| std::io::Error::other("a file name without a name"))?;
-        let path = if single_file { target.to_path_buf() } else { target.join(name) };
-        std::fs::write(&path, bytes)?;
-        written.push(path);
-        Ok(())
-    })?;
+    query(
+        config,
+        daemon,
+        &Request::Rights {
+            request: Box::new(request),
+        },
+        &mut |line| {
+            let file: ExportedFile = serde_json::from_str(line).map_err(std::io::Error::other)?;
+            let bytes = hex_decode(&file.hex)
+                .ok_or_else(|| std::io::Error::other("bad hex in the reply"))?;
+            let name = Path::new(&file.name)
+                .file_name()
+                .ok_or_else(|| std::io::Error::other("a file name without a name"))?;
+            let path = if single_file {
+                target.to_path_buf()
+            } else {
+                target.join(name)
+            };
+            std::fs::write(&path, bytes)?;
+            written.push(path);
+            Ok(())
+        },
+    )?;
     for path in written {
         writeln!(out, "{}", path.display())?;
     }
@@ -385,7 +413,11 @@ pub fn run_files(
 
 /// One answer line for people to read.
 fn human(v: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let s = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
     if let Some(allowed) = v["allowed"].as_bool() {
         let mut text = format!(
             "{} for {} on {}: {}",
@@ -397,14 +429,22 @@ fn human(v: &serde_json::Value) -> String {
         for r in v["reasons"].as_array().into_iter().flatten() {
             text.push_str(&format!(
                 "\n  {} {:<28} {}",
-                if r["blocking"].as_bool() == Some(true) { "✗" } else { "·" },
+                if r["blocking"].as_bool() == Some(true) {
+                    "✗"
+                } else {
+                    "·"
+                },
                 s(&r["code"]),
                 s(&r["message"])
             ));
         }
         return text;
     }
-    let consent = if v["consent"].is_object() { &v["consent"] } else { v };
+    let consent = if v["consent"].is_object() {
+        &v["consent"]
+    } else {
+        v
+    };
     if consent["signed_on"].is_string() {
         let mut text = format!(
             "{} v{}  {:<24} {:<13} {} .. {}  {}",

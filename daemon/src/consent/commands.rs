@@ -22,7 +22,7 @@ use crate::pipeline::store::crypto::{hex_decode, hex_encode};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RightsRequest {
     ConsentAdd {
-        consent: NewConsent,
+        consent: Box<NewConsent>,
         document: Option<PhotoUpload>,
     },
     ConsentWithdraw {
@@ -42,7 +42,7 @@ pub enum RightsRequest {
     },
     LicenceSet {
         scope: LicenceScope,
-        terms: LicenceTerms,
+        terms: Box<LicenceTerms>,
         document: Option<PhotoUpload>,
     },
     LicenceShow {
@@ -114,8 +114,7 @@ fn asset_id(text: &str) -> Result<AssetId, String> {
 
 pub fn status_on(rights: &Rights, c: &Consent, date: Date) -> &'static str {
     let rules = rights.rules();
-    if c
-        .withdrawn
+    if c.withdrawn
         .as_ref()
         .is_some_and(|w| decide::local_date(w.at, &rules.time_zone) <= date)
     {
@@ -126,7 +125,10 @@ pub fn status_on(rights: &Rights, c: &Consent, date: Date) -> &'static str {
         "expired"
     } else if c
         .valid_until
-        .zip(date.checked_add(jiff::Span::new().days(rules.expiring_days)).ok())
+        .zip(
+            date.checked_add(jiff::Span::new().days(rules.expiring_days))
+                .ok(),
+        )
         .is_some_and(|(u, h)| u <= h)
     {
         "expiring-soon"
@@ -204,13 +206,16 @@ pub fn answer(
             document,
         } => {
             let l = rights
-                .set_licence(scope.clone(), terms.clone(), upload(document.as_ref())?)
+                .set_licence(scope.clone(), (**terms).clone(), upload(document.as_ref())?)
                 .map_err(e)?;
             line(out, &l)
         }
         RightsRequest::LicenceShow { asset } => {
             let (terms, sources) = rights.licence_of(&asset_id(asset)?).map_err(e)?;
-            line(out, &serde_json::json!({ "asset": asset, "licence": terms, "sources": sources }))
+            line(
+                out,
+                &serde_json::json!({ "asset": asset, "licence": terms, "sources": sources }),
+            )
         }
         RightsRequest::Restrict {
             subject,
@@ -223,7 +228,10 @@ pub fn answer(
             } else {
                 Subject::Asset(asset_id(subject)?)
             };
-            line(out, &rights.restrict(subject, *restricted, reason).map_err(e)?)
+            line(
+                out,
+                &rights.restrict(subject, *restricted, reason).map_err(e)?,
+            )
         }
         RightsRequest::Decide {
             asset,
@@ -244,7 +252,10 @@ pub fn answer(
         }
         RightsRequest::ReportBlocked { purpose, date } => {
             let date = date.unwrap_or_else(|| rights.today());
-            for b in rights.blocked(people, purpose.as_deref(), date).map_err(e)? {
+            for b in rights
+                .blocked(people, purpose.as_deref(), date)
+                .map_err(e)?
+            {
                 line(out, &b)?;
             }
             Ok(())
@@ -257,7 +268,8 @@ pub fn answer(
             Ok(())
         }
         RightsRequest::RemindersRun => {
-            let run = super::reminders::run(rights, people, reminders, rights.today()).map_err(e)?;
+            let run =
+                super::reminders::run(rights, people, reminders, rights.today()).map_err(e)?;
             line(out, &run)
         }
         RightsRequest::Export {

@@ -439,7 +439,9 @@ pub fn effective_licence(
                 let applies = asset.sources.iter().any(|s| {
                     s.collection == *collection
                         && (prefix.is_empty()
-                            || s.path.trim_start_matches('/').starts_with(&format!("{prefix}/")))
+                            || s.path
+                                .trim_start_matches('/')
+                                .starts_with(&format!("{prefix}/")))
                 });
                 if applies {
                     layers.push((1, prefix.len(), l.scope.key(), l.terms.clone()));
@@ -455,7 +457,7 @@ pub fn effective_licence(
     if !embedded.is_empty() {
         layers.push((2, 0, "metadata".to_owned(), embedded));
     }
-    layers.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    layers.sort_by_key(|l| (l.0, l.1));
     let mut terms = LicenceTerms::default();
     let mut sources = Vec::new();
     for (_, _, name, layer) in layers {
@@ -492,10 +494,7 @@ fn face_size_px(face: &Face) -> f32 {
     face.bbox.width.min(face.bbox.height)
 }
 
-fn restricted<'a>(
-    restrictions: &[&'a Restriction],
-    subject: &Subject,
-) -> Option<&'a Restriction> {
+fn restricted<'a>(restrictions: &[&'a Restriction], subject: &Subject) -> Option<&'a Restriction> {
     restrictions
         .iter()
         .find(|r| r.subject == *subject)
@@ -507,7 +506,11 @@ fn restricted<'a>(
 pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
     let asset = facts.asset;
     let mut reasons: Vec<Reason> = Vec::new();
-    let mut push = |code: Code, message: String, faces: Vec<u32>, person: Option<String>, consent: Option<String>| {
+    let mut push = |code: Code,
+                    message: String,
+                    faces: Vec<u32>,
+                    person: Option<String>,
+                    consent: Option<String>| {
         reasons.push(Reason {
             code,
             blocking: code.blocking(),
@@ -534,7 +537,10 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
     if let Some(r) = restricted(&restrictions, &Subject::Asset(asset.id.clone())) {
         push(
             Code::AssetRestricted,
-            format!("the photo is restricted ({}): no use until the restriction is lifted", r.reason),
+            format!(
+                "the photo is restricted ({}): no use until the restriction is lifted",
+                r.reason
+            ),
             vec![],
             None,
             None,
@@ -557,7 +563,10 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
         if a.not_a_face {
             push(
                 Code::FaceNotAFace,
-                format!("face {} was marked \"not a face\": it does not count", face.no),
+                format!(
+                    "face {} was marked \"not a face\": it does not count",
+                    face.no
+                ),
                 vec![face.no],
                 None,
                 None,
@@ -592,7 +601,10 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
                 Some(person) => {
                     verdict.person = Some(person.id.0.clone());
                     verdict.person_name = Some(person.name.clone());
-                    by_person.entry(person.id.clone()).or_default().push(face.no);
+                    by_person
+                        .entry(person.id.clone())
+                        .or_default()
+                        .push(face.no);
                 }
                 None => {
                     verdict.outcome = FaceOutcome::Blocking;
@@ -678,7 +690,8 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
         if rules.require_licence {
             push(
                 Code::LicenceMissing,
-                "no licence is recorded for this photo, and consent.require_licence is on".to_owned(),
+                "no licence is recorded for this photo, and consent.require_licence is on"
+                    .to_owned(),
                 vec![],
                 None,
                 None,
@@ -686,7 +699,8 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
         } else {
             push(
                 Code::LicenceNotRecorded,
-                "no licence is recorded: the photo is taken to be the organisation's own".to_owned(),
+                "no licence is recorded: the photo is taken to be the organisation's own"
+                    .to_owned(),
                 vec![],
                 None,
                 None,
@@ -740,12 +754,17 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
             );
         }
         if licence_ok {
-            let until = terms
-                .valid_until
-                .map_or_else(|| "without an end date".to_owned(), |d| format!("until {d}"));
+            let until = terms.valid_until.map_or_else(
+                || "without an end date".to_owned(),
+                |d| format!("until {d}"),
+            );
             push(
                 Code::LicenceValid,
-                format!("the licence ({}) allows {} {until}", sources.join(" + "), q.purpose),
+                format!(
+                    "the licence ({}) allows {} {until}",
+                    sources.join(" + "),
+                    q.purpose
+                ),
                 vec![],
                 None,
                 None,
@@ -756,7 +775,10 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
             {
                 push(
                     Code::LicenceExpiringSoon,
-                    format!("the licence ends on {until}, within {} days", rules.expiring_days),
+                    format!(
+                        "the licence ends on {until}, within {} days",
+                        rules.expiring_days
+                    ),
                     vec![],
                     None,
                     None,

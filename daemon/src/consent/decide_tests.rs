@@ -328,43 +328,98 @@ fn cases() -> Vec<Case> {
     // --- faces -----------------------------------------------------------
     {
         let w = World::new(0);
-        out.push(case("no faces, no licence", w.ask("website", "2026-05-01"), true, &[], &[NoFaces, LicenceNotRecorded]));
+        out.push(case(
+            "no faces, no licence",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[NoFaces, LicenceNotRecorded],
+        ));
     }
     {
         let w = World::new(1);
-        out.push(case("one unidentified face", w.ask("website", "2026-05-01"), false, &[MissingConsent], &[]));
+        out.push(case(
+            "one unidentified face",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[MissingConsent],
+            &[],
+        ));
     }
     {
         let mut w = World::new(1);
         let p = w.adult("Anna Jansen");
-        w.face(1).attribution.identity = Some(Identity::Suggested { person: p, distance: 0.3 });
+        w.face(1).attribution.identity = Some(Identity::Suggested {
+            person: p,
+            distance: 0.3,
+        });
         let d = w.ask("website", "2026-05-01");
-        assert!(d.reasons[0].message.contains("suggested: Anna Jansen"), "{:?}", d.reasons);
-        out.push(case("a suggestion is not an identification", d, false, &[MissingConsent], &[]));
+        assert!(
+            d.reasons[0].message.contains("suggested: Anna Jansen"),
+            "{:?}",
+            d.reasons
+        );
+        out.push(case(
+            "a suggestion is not an identification",
+            d,
+            false,
+            &[MissingConsent],
+            &[],
+        ));
     }
     {
         let mut w = World::new(1);
         let p = w.adult("Anna Jansen");
         w.confirm(1, &p);
-        out.push(case("identified person without consent", w.ask("website", "2026-05-01"), false, &[NoConsent], &[]));
+        out.push(case(
+            "identified person without consent",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[NoConsent],
+            &[],
+        ));
     }
     {
         let mut w = World::new(1);
         w.face(1).attribution.incidental = true;
-        out.push(case("incidental face does not block", w.ask("website", "2026-05-01"), true, &[], &[FaceIncidental]));
+        out.push(case(
+            "incidental face does not block",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[FaceIncidental],
+        ));
     }
     {
         let mut w = World::new(1);
         w.face(1).attribution.not_a_face = true;
-        out.push(case("not a face does not block", w.ask("website", "2026-05-01"), true, &[], &[FaceNotAFace]));
+        out.push(case(
+            "not a face does not block",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[FaceNotAFace],
+        ));
     }
     {
         let mut w = World::new(1);
         w.face(1).bbox.width = 30.0;
         w.rules.min_face_px = 40;
-        out.push(case("face below the size rule", w.ask("website", "2026-05-01"), true, &[], &[FaceBelowSize]));
+        out.push(case(
+            "face below the size rule",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[FaceBelowSize],
+        ));
         w.rules.min_face_px = 0;
-        out.push(case("same small face, size rule off", w.ask("website", "2026-05-01"), false, &[MissingConsent], &[]));
+        out.push(case(
+            "same small face, size rule off",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[MissingConsent],
+            &[],
+        ));
     }
     {
         let mut w = World::new(3);
@@ -375,9 +430,20 @@ fn cases() -> Vec<Case> {
         w.consent(&a, ALL, "2026-01-01", None);
         w.consent(&b, ALL, "2026-01-01", None);
         let d = w.ask("website", "2026-05-01");
-        let blocking: Vec<_> = d.faces.iter().filter(|f| f.outcome == FaceOutcome::Blocking).map(|f| f.no).collect();
+        let blocking: Vec<_> = d
+            .faces
+            .iter()
+            .filter(|f| f.outcome == FaceOutcome::Blocking)
+            .map(|f| f.no)
+            .collect();
         assert_eq!(blocking, vec![3], "only the third face blocks");
-        out.push(case("three faces, one missing consent", d, false, &[MissingConsent], &[ConsentValid]));
+        out.push(case(
+            "three faces, one missing consent",
+            d,
+            false,
+            &[MissingConsent],
+            &[ConsentValid],
+        ));
     }
     {
         let mut w = World::new(2);
@@ -386,40 +452,112 @@ fn cases() -> Vec<Case> {
         w.confirm(1, &a);
         w.confirm(2, &b);
         w.consent(&a, ALL, "2026-01-01", None);
-        out.push(case("two persons, one without consent", w.ask("print", "2026-05-01"), false, &[NoConsent], &[ConsentValid]));
+        out.push(case(
+            "two persons, one without consent",
+            w.ask("print", "2026-05-01"),
+            false,
+            &[NoConsent],
+            &[ConsentValid],
+        ));
     }
 
     // --- purposes and validity dates ----------------------------------
     {
         let (w, _) = one_adult(&["website"], "2026-01-01", None);
-        out.push(case("consent covers the purpose", w.ask("website", "2026-05-01"), true, &[], &[ConsentValid]));
-        out.push(case("consent does not cover the purpose", w.ask("social-media", "2026-05-01"), false, &[ConsentPurposeNotCovered], &[]));
+        out.push(case(
+            "consent covers the purpose",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "consent does not cover the purpose",
+            w.ask("social-media", "2026-05-01"),
+            false,
+            &[ConsentPurposeNotCovered],
+            &[],
+        ));
     }
     {
         let (w, _) = one_adult(&["intranet", "print"], "2026-01-01", None);
-        out.push(case("consent covering some purposes: print", w.ask("print", "2026-05-01"), true, &[], &[ConsentValid]));
-        out.push(case("consent covering some purposes: website", w.ask("website", "2026-05-01"), false, &[ConsentPurposeNotCovered], &[]));
+        out.push(case(
+            "consent covering some purposes: print",
+            w.ask("print", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "consent covering some purposes: website",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[ConsentPurposeNotCovered],
+            &[],
+        ));
     }
     {
         let (w, _) = one_adult(ALL, "2026-01-01", Some("2026-03-31"));
-        out.push(case("valid-until day itself is valid", w.ask("website", "2026-03-31"), true, &[], &[ConsentValid, ConsentExpiringSoon]));
-        out.push(case("the day after valid-until is expired", w.ask("website", "2026-04-01"), false, &[ConsentExpired], &[]));
+        out.push(case(
+            "valid-until day itself is valid",
+            w.ask("website", "2026-03-31"),
+            true,
+            &[],
+            &[ConsentValid, ConsentExpiringSoon],
+        ));
+        out.push(case(
+            "the day after valid-until is expired",
+            w.ask("website", "2026-04-01"),
+            false,
+            &[ConsentExpired],
+            &[],
+        ));
     }
     {
         let (w, _) = one_adult(ALL, "2026-04-01", None);
-        out.push(case("valid-from day itself is valid", w.ask("website", "2026-04-01"), true, &[], &[ConsentValid]));
-        out.push(case("the day before valid-from is not yet valid", w.ask("website", "2026-03-31"), false, &[ConsentNotYetValid], &[]));
+        out.push(case(
+            "valid-from day itself is valid",
+            w.ask("website", "2026-04-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "the day before valid-from is not yet valid",
+            w.ask("website", "2026-03-31"),
+            false,
+            &[ConsentNotYetValid],
+            &[],
+        ));
     }
     {
         let (w, _) = one_adult(ALL, "2027-01-01", Some("2028-02-29"));
-        out.push(case("leap day: valid until 29 February", w.ask("website", "2028-02-29"), true, &[], &[ConsentValid]));
-        out.push(case("leap day: expired on 1 March", w.ask("website", "2028-03-01"), false, &[ConsentExpired], &[]));
+        out.push(case(
+            "leap day: valid until 29 February",
+            w.ask("website", "2028-02-29"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "leap day: expired on 1 March",
+            w.ask("website", "2028-03-01"),
+            false,
+            &[ConsentExpired],
+            &[],
+        ));
     }
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", Some("2026-03-31"));
         let anna = w.asset.faces[0].attribution.confirmed().unwrap().clone();
         w.consent(&anna, ALL, "2026-04-01", None);
-        out.push(case("an expired and a renewed consent", w.ask("website", "2026-05-01"), true, &[], &[ConsentValid]));
+        out.push(case(
+            "an expired and a renewed consent",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
     }
 
     // --- withdrawal and time zones -------------------------------------
@@ -427,31 +565,79 @@ fn cases() -> Vec<Case> {
         let (mut w, c) = one_adult(ALL, "2026-01-01", None);
         // 09:00 in Amsterdam (UTC+2 in May).
         w.withdraw(&c, "2026-05-10T07:00:00Z");
-        out.push(case("withdrawal effective the same day", w.ask("website", "2026-05-10"), false, &[ConsentWithdrawn], &[]));
-        out.push(case("withdrawal does not reach back a day", w.ask("website", "2026-05-09"), true, &[], &[ConsentValid]));
+        out.push(case(
+            "withdrawal effective the same day",
+            w.ask("website", "2026-05-10"),
+            false,
+            &[ConsentWithdrawn],
+            &[],
+        ));
+        out.push(case(
+            "withdrawal does not reach back a day",
+            w.ask("website", "2026-05-09"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
     }
     {
         let (mut w, c) = one_adult(ALL, "2026-01-01", None);
         // 23:30 UTC on the 9th is 01:30 on the 10th in Amsterdam.
         w.withdraw(&c, "2026-05-09T23:30:00Z");
-        out.push(case("time zone: withdrawal after local midnight counts for the next local day", w.ask("website", "2026-05-09"), true, &[], &[ConsentValid]));
-        out.push(case("time zone: and blocks that local day", w.ask("website", "2026-05-10"), false, &[ConsentWithdrawn], &[]));
+        out.push(case(
+            "time zone: withdrawal after local midnight counts for the next local day",
+            w.ask("website", "2026-05-09"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "time zone: and blocks that local day",
+            w.ask("website", "2026-05-10"),
+            false,
+            &[ConsentWithdrawn],
+            &[],
+        ));
         w.rules.time_zone = TimeZone::UTC;
-        out.push(case("time zone: the same instant in UTC blocks the 9th", w.ask("website", "2026-05-09"), false, &[ConsentWithdrawn], &[]));
+        out.push(case(
+            "time zone: the same instant in UTC blocks the 9th",
+            w.ask("website", "2026-05-09"),
+            false,
+            &[ConsentWithdrawn],
+            &[],
+        ));
     }
     {
         let (mut w, c) = one_adult(ALL, "2026-01-01", Some("2026-03-29"));
         // valid until 29 March (the day summer time starts): 23:59 local is 21:59 UTC.
         w.withdraw(&c, "2026-03-29T22:30:00Z");
-        out.push(case("time zone: DST day, withdrawal after local midnight", w.ask("website", "2026-03-29"), true, &[], &[ConsentValid, ConsentExpiringSoon]));
+        out.push(case(
+            "time zone: DST day, withdrawal after local midnight",
+            w.ask("website", "2026-03-29"),
+            true,
+            &[],
+            &[ConsentValid, ConsentExpiringSoon],
+        ));
     }
 
     // --- decisions as of a past date ----------------------------------
     {
         let (mut w, c) = one_adult(ALL, "2026-01-01", None);
         w.withdraw(&c, "2026-06-01T10:00:00Z");
-        out.push(case("as of a past date: allowed before the withdrawal was recorded", w.ask_as_of_then("website", "2026-05-20"), true, &[], &[ConsentValid]));
-        out.push(case("as of a past date: blocked after it", w.ask_as_of_then("website", "2026-06-02"), false, &[ConsentWithdrawn], &[]));
+        out.push(case(
+            "as of a past date: allowed before the withdrawal was recorded",
+            w.ask_as_of_then("website", "2026-05-20"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "as of a past date: blocked after it",
+            w.ask_as_of_then("website", "2026-06-02"),
+            false,
+            &[ConsentWithdrawn],
+            &[],
+        ));
     }
     {
         let mut w = World::new(1);
@@ -463,9 +649,27 @@ fn cases() -> Vec<Case> {
             c.purposes.insert("website".into());
             c.change = "amended: website added".into();
         });
-        out.push(case("as of a past date: version 1 did not cover the website", w.ask_as_of_then("website", "2026-03-15"), false, &[ConsentPurposeNotCovered], &[]));
-        out.push(case("as of a later date: version 2 does", w.ask_as_of_then("website", "2026-04-15"), true, &[], &[ConsentValid]));
-        out.push(case("as of a date before any record: no consent", w.ask_as_of_then("website", "2026-02-01"), false, &[NoConsent], &[]));
+        out.push(case(
+            "as of a past date: version 1 did not cover the website",
+            w.ask_as_of_then("website", "2026-03-15"),
+            false,
+            &[ConsentPurposeNotCovered],
+            &[],
+        ));
+        out.push(case(
+            "as of a later date: version 2 does",
+            w.ask_as_of_then("website", "2026-04-15"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "as of a date before any record: no consent",
+            w.ask_as_of_then("website", "2026-02-01"),
+            false,
+            &[NoConsent],
+            &[],
+        ));
     }
 
     // --- minors ------------------------------------------------------------
@@ -474,9 +678,21 @@ fn cases() -> Vec<Case> {
         let p = w.person("Lotte", PersonKind::Minor, None);
         w.confirm(1, &p);
         let c = w.consent(&p, ALL, "2026-01-01", None);
-        out.push(case("minor signed herself: guardian consent missing", w.ask("website", "2026-05-01"), false, &[GuardianConsentMissing], &[]));
+        out.push(case(
+            "minor signed herself: guardian consent missing",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[GuardianConsentMissing],
+            &[],
+        ));
         guardian(&mut w, &c);
-        out.push(case("minor with guardian consent", w.ask("website", "2026-05-01"), true, &[], &[ConsentValid]));
+        out.push(case(
+            "minor with guardian consent",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
     }
     {
         let mut w = World::new(1);
@@ -485,97 +701,237 @@ fn cases() -> Vec<Case> {
         guardian(&mut w, &c);
         let d = w.ask("website", "2026-06-14");
         assert!(!d.codes().contains(&ReconsentDue));
-        out.push(case("guardian consent, the day before turning 16", d, true, &[], &[ConsentValid]));
-        out.push(case("guardian consent, on the 16th birthday: re-consent due", w.ask("website", "2026-06-15"), true, &[], &[ConsentValid, ReconsentDue]));
+        out.push(case(
+            "guardian consent, the day before turning 16",
+            d,
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "guardian consent, on the 16th birthday: re-consent due",
+            w.ask("website", "2026-06-15"),
+            true,
+            &[],
+            &[ConsentValid, ReconsentDue],
+        ));
     }
     {
         let mut w = World::new(1);
         let p = teenager(&mut w);
         w.consent(&p, ALL, "2026-06-14", None);
-        out.push(case("signed herself the day before turning 16", w.ask("website", "2026-07-01"), false, &[GuardianConsentMissing], &[]));
+        out.push(case(
+            "signed herself the day before turning 16",
+            w.ask("website", "2026-07-01"),
+            false,
+            &[GuardianConsentMissing],
+            &[],
+        ));
         let mut w = World::new(1);
         let p = teenager(&mut w);
         w.consent(&p, ALL, "2026-06-15", None);
-        out.push(case("signed herself on the 16th birthday", w.ask("website", "2026-07-01"), true, &[], &[ConsentValid]));
+        out.push(case(
+            "signed herself on the 16th birthday",
+            w.ask("website", "2026-07-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
     }
     {
         let mut w = World::new(1);
         let p = w.person("Noor", PersonKind::Citizen, Some("2012-02-29"));
         w.confirm(1, &p);
         w.consent(&p, ALL, "2028-02-28", None);
-        out.push(case("born on a leap day: still 15 on 28 February", w.ask("website", "2028-03-10"), false, &[GuardianConsentMissing], &[]));
+        out.push(case(
+            "born on a leap day: still 15 on 28 February",
+            w.ask("website", "2028-03-10"),
+            false,
+            &[GuardianConsentMissing],
+            &[],
+        ));
     }
 
     // --- licences ----------------------------------------------------------
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         w.licence(
-            LicenceScope::Asset { asset: w.asset.id.clone() },
-            LicenceTerms { licensor: Some("Studio Noord".into()), valid_until: Some(date("2026-04-30")), ..Default::default() },
-            RECORDED,
-        );
-        out.push(case("licence expired while consent valid", w.ask("website", "2026-05-01"), false, &[LicenceExpired], &[ConsentValid]));
-        out.push(case("licence last day", w.ask("website", "2026-04-30"), true, &[], &[LicenceValid, LicenceExpiringSoon]));
-    }
-    {
-        let (mut w, _) = one_adult(ALL, "2026-01-01", None);
-        w.licence(
-            LicenceScope::Collection { collection: "comms".into() },
+            LicenceScope::Asset {
+                asset: w.asset.id.clone(),
+            },
             LicenceTerms {
-                purposes: Some(["internal", "intranet", "website"].iter().map(|s| (*s).to_owned()).collect()),
+                licensor: Some("Studio Noord".into()),
+                valid_until: Some(date("2026-04-30")),
                 ..Default::default()
             },
             RECORDED,
         );
-        out.push(case("collection licence does not cover social media", w.ask("social-media", "2026-05-01"), false, &[LicencePurposeNotCovered], &[ConsentValid]));
+        out.push(case(
+            "licence expired while consent valid",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[LicenceExpired],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "licence last day",
+            w.ask("website", "2026-04-30"),
+            true,
+            &[],
+            &[LicenceValid, LicenceExpiringSoon],
+        ));
+    }
+    {
+        let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         w.licence(
-            LicenceScope::Folder { collection: "comms".into(), folder: "2026/open-day".into() },
-            LicenceTerms { purposes: Some(ALL.iter().map(|s| (*s).to_owned()).collect()), ..Default::default() },
+            LicenceScope::Collection {
+                collection: "comms".into(),
+            },
+            LicenceTerms {
+                purposes: Some(
+                    ["internal", "intranet", "website"]
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            RECORDED,
+        );
+        out.push(case(
+            "collection licence does not cover social media",
+            w.ask("social-media", "2026-05-01"),
+            false,
+            &[LicencePurposeNotCovered],
+            &[ConsentValid],
+        ));
+        w.licence(
+            LicenceScope::Folder {
+                collection: "comms".into(),
+                folder: "2026/open-day".into(),
+            },
+            LicenceTerms {
+                purposes: Some(ALL.iter().map(|s| (*s).to_owned()).collect()),
+                ..Default::default()
+            },
             RECORDED,
         );
         let d = w.ask("social-media", "2026-05-01");
-        assert_eq!(d.licence_sources, vec!["collection/comms", "folder/comms/2026/open-day"]);
-        out.push(case("folder (import batch) licence overrides the collection's", d, true, &[], &[LicenceValid]));
+        assert_eq!(
+            d.licence_sources,
+            vec!["collection/comms", "folder/comms/2026/open-day"]
+        );
+        out.push(case(
+            "folder (import batch) licence overrides the collection's",
+            d,
+            true,
+            &[],
+            &[LicenceValid],
+        ));
     }
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         w.asset.metadata.licence.license_end_date = Some("2026-02-28".into());
         w.asset.metadata.licence.licensors = vec!["Agency X".into()];
-        out.push(case("licence end date from the photo's metadata", w.ask("website", "2026-05-01"), false, &[LicenceExpired], &[]));
+        out.push(case(
+            "licence end date from the photo's metadata",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[LicenceExpired],
+            &[],
+        ));
         w.licence(
-            LicenceScope::Asset { asset: w.asset.id.clone() },
-            LicenceTerms { valid_until: Some(date("2027-12-31")), ..Default::default() },
+            LicenceScope::Asset {
+                asset: w.asset.id.clone(),
+            },
+            LicenceTerms {
+                valid_until: Some(date("2027-12-31")),
+                ..Default::default()
+            },
             RECORDED,
         );
         let d = w.ask("website", "2026-05-01");
-        assert_eq!(d.licence.as_ref().unwrap().licensor.as_deref(), Some("Agency X"));
-        out.push(case("an asset licence extends the metadata's, keeping its licensor", d, true, &[], &[LicenceValid]));
+        assert_eq!(
+            d.licence.as_ref().unwrap().licensor.as_deref(),
+            Some("Agency X")
+        );
+        out.push(case(
+            "an asset licence extends the metadata's, keeping its licensor",
+            d,
+            true,
+            &[],
+            &[LicenceValid],
+        ));
     }
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         w.rules.require_licence = true;
-        out.push(case("licence required but none recorded", w.ask("website", "2026-05-01"), false, &[LicenceMissing], &[ConsentValid]));
+        out.push(case(
+            "licence required but none recorded",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[LicenceMissing],
+            &[ConsentValid],
+        ));
     }
 
     // --- restrictions, status, merges --------------------------------------
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
-        w.restrict(Subject::Asset(w.asset.id.clone()), true, "2026-04-01T10:00:00Z");
-        out.push(case("asset restricted", w.ask("website", "2026-05-01"), false, &[AssetRestricted], &[]));
-        w.restrict(Subject::Asset(w.asset.id.clone()), false, "2026-04-20T10:00:00Z");
-        out.push(case("asset restriction lifted", w.ask("website", "2026-05-01"), true, &[], &[ConsentValid]));
-        out.push(case("as of a past date: restricted then", w.ask_as_of_then("website", "2026-04-10"), false, &[AssetRestricted], &[]));
+        w.restrict(
+            Subject::Asset(w.asset.id.clone()),
+            true,
+            "2026-04-01T10:00:00Z",
+        );
+        out.push(case(
+            "asset restricted",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[AssetRestricted],
+            &[],
+        ));
+        w.restrict(
+            Subject::Asset(w.asset.id.clone()),
+            false,
+            "2026-04-20T10:00:00Z",
+        );
+        out.push(case(
+            "asset restriction lifted",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
+        out.push(case(
+            "as of a past date: restricted then",
+            w.ask_as_of_then("website", "2026-04-10"),
+            false,
+            &[AssetRestricted],
+            &[],
+        ));
     }
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         let anna = w.asset.faces[0].attribution.confirmed().unwrap().clone();
         w.restrict(Subject::Person(anna), true, RECORDED);
-        out.push(case("person restricted", w.ask("website", "2026-05-01"), false, &[PersonRestricted], &[]));
+        out.push(case(
+            "person restricted",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[PersonRestricted],
+            &[],
+        ));
     }
     {
         let (mut w, _) = one_adult(ALL, "2026-01-01", None);
         w.asset.status = AssetStatus::Quarantined;
-        out.push(case("quarantined asset", w.ask("website", "2026-05-01"), false, &[AssetNotReady], &[]));
+        out.push(case(
+            "quarantined asset",
+            w.ask("website", "2026-05-01"),
+            false,
+            &[AssetNotReady],
+            &[],
+        ));
     }
     {
         let mut w = World::new(1);
@@ -584,7 +940,13 @@ fn cases() -> Vec<Case> {
         w.consent(&old, ALL, "2026-01-01", None);
         w.persons.get_mut(&old).unwrap().merged_into = Some(anna.clone());
         w.confirm(1, &anna);
-        out.push(case("consent of a merged person counts for the merged-into person", w.ask("website", "2026-05-01"), true, &[], &[ConsentValid]));
+        out.push(case(
+            "consent of a merged person counts for the merged-into person",
+            w.ask("website", "2026-05-01"),
+            true,
+            &[],
+            &[ConsentValid],
+        ));
     }
     out
 }
@@ -607,12 +969,27 @@ fn decision_table() {
         }
         // Every reason reads as a sentence and its flag agrees with its code.
         for r in &d.reasons {
-            assert!(!r.message.is_empty() && r.blocking == r.code.blocking(), "{}: {r:?}", c.name);
+            assert!(
+                !r.message.is_empty() && r.blocking == r.code.blocking(),
+                "{}: {r:?}",
+                c.name
+            );
         }
-        assert_eq!(d.allowed, !d.reasons.iter().any(|r| r.blocking), "{}", c.name);
+        assert_eq!(
+            d.allowed,
+            !d.reasons.iter().any(|r| r.blocking),
+            "{}",
+            c.name
+        );
     }
     println!("{} decision cases", cases.len());
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -623,7 +1000,10 @@ fn release_status_follows_the_consents() {
     assert_eq!(w.ask("website", "2026-05-01").release.status, "MR-NON");
     let (w, c) = one_adult(ALL, "2026-01-01", None);
     let d = w.ask("website", "2026-05-01");
-    assert_eq!((d.release.status, d.release.ids.clone()), ("MR-UMR", vec![c.0.clone()]));
+    assert_eq!(
+        (d.release.status, d.release.ids.clone()),
+        ("MR-UMR", vec![c.0.clone()])
+    );
     let (w, _) = one_adult(&["website"], "2026-01-01", None);
     assert_eq!(w.ask("website", "2026-05-01").release.status, "MR-LMR");
 }

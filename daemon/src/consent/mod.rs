@@ -111,7 +111,9 @@ impl Rights {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn rules(&self) -> &Rules {
@@ -168,7 +170,9 @@ impl Rights {
         if let Signer::Guardian { name } = &new.signer
             && name.trim().is_empty()
         {
-            return Err(RightsError::Refused("a guardian consent needs the guardian's name".into()));
+            return Err(RightsError::Refused(
+                "a guardian consent needs the guardian's name".into(),
+            ));
         }
         let valid_from = new.valid_from.unwrap_or(new.signed_on);
         if let Some(until) = new.valid_until
@@ -255,7 +259,9 @@ impl Rights {
         at: Option<Timestamp>,
     ) -> Result<Consent> {
         if reason.trim().is_empty() {
-            return Err(RightsError::Refused("give the reason for the withdrawal (--reason)".into()));
+            return Err(RightsError::Refused(
+                "give the reason for the withdrawal (--reason)".into(),
+            ));
         }
         let mut state = self.lock();
         let latest = state
@@ -308,16 +314,24 @@ impl Rights {
     }
 
     /// Whether a person has a consent covering recognition today.
-    pub fn recognition_basis(&self, person: &PersonId, persons: &std::collections::BTreeMap<PersonId, crate::domain::Person>) -> bool {
+    pub fn recognition_basis(
+        &self,
+        person: &PersonId,
+        persons: &std::collections::BTreeMap<PersonId, crate::domain::Person>,
+    ) -> bool {
         let today = self.today();
         let state = self.lock();
-        latest_known(&state.consents, Timestamp::MAX).into_iter().any(|c| {
-            c.recognition
-                && decide::resolve_person(persons, &c.person).is_some_and(|p| p.id == *person)
-                && c.withdrawn.as_ref().is_none_or(|w| decide::local_date(w.at, &self.rules.time_zone) > today)
-                && c.valid_from <= today
-                && c.valid_until.is_none_or(|u| u >= today)
-        })
+        latest_known(&state.consents, Timestamp::MAX)
+            .into_iter()
+            .any(|c| {
+                c.recognition
+                    && decide::resolve_person(persons, &c.person).is_some_and(|p| p.id == *person)
+                    && c.withdrawn
+                        .as_ref()
+                        .is_none_or(|w| decide::local_date(w.at, &self.rules.time_zone) > today)
+                    && c.valid_from <= today
+                    && c.valid_until.is_none_or(|u| u >= today)
+            })
     }
 
     /// Sets the person's recognition state from their consents.
@@ -332,7 +346,12 @@ impl Rights {
 
     /// Re-derives every person's recognition basis (consents expire by date).
     pub fn follow_all_recognition(&self, people: &People) -> Result<()> {
-        let persons: BTreeSet<PersonId> = self.lock().consents.iter().map(|c| c.person.clone()).collect();
+        let persons: BTreeSet<PersonId> = self
+            .lock()
+            .consents
+            .iter()
+            .map(|c| c.person.clone())
+            .collect();
         for p in persons {
             self.follow_recognition(people, &p)?;
         }
@@ -364,7 +383,10 @@ impl Rights {
             .into_iter()
             .find(|l| l.scope == scope)
             .cloned();
-        let mut merged = previous.as_ref().map(|l| l.terms.clone()).unwrap_or_default();
+        let mut merged = previous
+            .as_ref()
+            .map(|l| l.terms.clone())
+            .unwrap_or_default();
         merged.overlay(&terms);
         if let Some(doc) = document {
             merged.document = Some(self.store_document(&format!("licence:{}", scope.key()), doc)?);
@@ -388,11 +410,20 @@ impl Rights {
             .asset(asset)?
             .ok_or_else(|| RightsError::UnknownAsset(asset.as_str().to_owned()))?;
         let state = self.lock();
-        Ok(decide::effective_licence(&asset, &state.licences, Timestamp::MAX))
+        Ok(decide::effective_licence(
+            &asset,
+            &state.licences,
+            Timestamp::MAX,
+        ))
     }
 
     /// Restricts (or lifts the restriction of) an asset or a person.
-    pub fn restrict(&self, subject: Subject, restricted: bool, reason: &str) -> Result<Restriction> {
+    pub fn restrict(
+        &self,
+        subject: Subject,
+        restricted: bool,
+        reason: &str,
+    ) -> Result<Restriction> {
         let mut state = self.lock();
         let version = state
             .restrictions

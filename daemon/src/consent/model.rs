@@ -25,7 +25,9 @@ impl ConsentId {
     pub fn random() -> Result<ConsentId, crate::pipeline::store::crypto::CryptoError> {
         let mut bytes = [0u8; 8];
         crate::pipeline::store::crypto::fill_random(&mut bytes)?;
-        Ok(ConsentId(crate::pipeline::store::crypto::hex_encode(&bytes)))
+        Ok(ConsentId(crate::pipeline::store::crypto::hex_encode(
+            &bytes,
+        )))
     }
 
     pub fn parse(text: &str) -> Option<ConsentId> {
@@ -257,13 +259,10 @@ impl Versioned for Restriction {
 }
 
 /// The latest version of each record recorded strictly before `known_at`.
-pub fn latest_known<'a, T: Versioned>(
+pub fn latest_known<'a, T: Versioned + 'a>(
     versions: impl IntoIterator<Item = &'a T>,
     known_at: Timestamp,
-) -> Vec<&'a T>
-where
-    T: 'a,
-{
+) -> Vec<&'a T> {
     let mut latest: std::collections::BTreeMap<String, &'a T> = std::collections::BTreeMap::new();
     for v in versions {
         if v.recorded_at() >= known_at {

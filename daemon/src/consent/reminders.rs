@@ -77,10 +77,7 @@ pub fn run(
             continue;
         }
         any_new = true;
-        let part = Digest {
-            today,
-            items: new,
-        };
+        let part = Digest { today, items: new };
         let sent = match *channel {
             "mail" => {
                 let (subject, text) = part.mail();

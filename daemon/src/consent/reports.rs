@@ -90,7 +90,11 @@ impl Rights {
             let latest = latest_known(consents, Timestamp::MAX);
             let active: Vec<_> = latest
                 .iter()
-                .filter(|c| c.withdrawn.as_ref().is_none_or(|w| decide::local_date(w.at, &tz) > today))
+                .filter(|c| {
+                    c.withdrawn
+                        .as_ref()
+                        .is_none_or(|w| decide::local_date(w.at, &tz) > today)
+                })
                 .collect();
             let mut report = ExpiringReport {
                 today,
@@ -125,13 +129,22 @@ impl Rights {
             let mut by_person: std::collections::BTreeMap<_, Vec<String>> = Default::default();
             for c in &active {
                 if matches!(c.signer, Signer::Guardian { .. }) {
-                    by_person.entry(c.person.clone()).or_default().push(c.id.0.clone());
+                    by_person
+                        .entry(c.person.clone())
+                        .or_default()
+                        .push(c.id.0.clone());
                 }
             }
             for (pid, consents) in by_person {
-                let Some(person) = decide::resolve_person(&persons, &pid) else { continue };
-                let Some(birth) = person.birth_date else { continue };
-                let Ok(on) = birth.checked_add(i32::from(guardian_age).years()) else { continue };
+                let Some(person) = decide::resolve_person(&persons, &pid) else {
+                    continue;
+                };
+                let Some(birth) = person.birth_date else {
+                    continue;
+                };
+                let Ok(on) = birth.checked_add(i32::from(guardian_age).years()) else {
+                    continue;
+                };
                 // 29 February births come of age on 1 March in other years.
                 let on = if (birth.month(), birth.day()) == (2, 29) && on.day() == 28 {
                     on.tomorrow().unwrap_or(on)
@@ -147,8 +160,12 @@ impl Rights {
                     });
                 }
             }
-            report.consents.sort_by_key(|c| (c.valid_until, c.consent.clone()));
-            report.licences.sort_by_key(|l| (l.valid_until, l.scope.clone()));
+            report
+                .consents
+                .sort_by_key(|c| (c.valid_until, c.consent.clone()));
+            report
+                .licences
+                .sort_by_key(|l| (l.valid_until, l.scope.clone()));
             report
         })
     }
@@ -188,7 +205,7 @@ impl Rights {
                 assets,
             });
         }
-        out.sort_by(|a, b| b.withdrawn_at.cmp(&a.withdrawn_at));
+        out.sort_by_key(|w| std::cmp::Reverse(w.withdrawn_at));
         Ok(out)
     }
 
@@ -277,7 +294,12 @@ impl Rights {
             items.push(DigestItem {
                 key: format!("licence-expiring:{}:{}", l.scope, l.valid_until),
                 kind: "licence_expiring",
-                line: format!("The licence for {} ends on {} ({} days).", scope_words(&l.scope), l.valid_until, l.days_left),
+                line: format!(
+                    "The licence for {} ends on {} ({} days).",
+                    scope_words(&l.scope),
+                    l.valid_until,
+                    l.days_left
+                ),
                 data: serde_json::to_value(l).unwrap_or_default(),
             });
         }
@@ -303,7 +325,11 @@ impl Rights {
                     decide::local_date(w.withdrawn_at, &self.rules.time_zone),
                     w.reason,
                     w.assets.len(),
-                    if w.assets.is_empty() { "none".to_owned() } else { w.assets.join(", ") }
+                    if w.assets.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        w.assets.join(", ")
+                    }
                 ),
                 data: serde_json::to_value(w).unwrap_or_default(),
             });
@@ -352,7 +378,11 @@ impl Digest {
             ("Minors coming of age", &["reconsent_due"][..]),
             ("Licences expiring soon", &["licence_expiring"][..]),
         ] {
-            let lines: Vec<_> = self.items.iter().filter(|i| kinds.contains(&i.kind)).collect();
+            let lines: Vec<_> = self
+                .items
+                .iter()
+                .filter(|i| kinds.contains(&i.kind))
+                .collect();
             if lines.is_empty() {
                 continue;
             }

@@ -15,9 +15,9 @@ pub mod xmp;
 
 use jiff::civil::Date;
 
+use crate::consent::Rights;
 use crate::consent::commands::ExportedFile;
 use crate::consent::decide::{self, Decision, FaceOutcome};
-use crate::consent::Rights;
 use crate::domain::{AssetId, FaceBox};
 use crate::people::People;
 use crate::pipeline::decode::{self, DecodeLimits};
@@ -87,11 +87,20 @@ pub fn export_asset(
     if other_blocks || (!d.allowed && !with_redaction) {
         return Err(refuse(
             &d,
-            if other_blocks { "" } else { " (add --redact to blur the faces that block it)" },
+            if other_blocks {
+                ""
+            } else {
+                " (add --redact to blur the faces that block it)"
+            },
         ));
     }
-    let original = asset.original.as_ref().ok_or("the asset has no stored original")?;
-    let bytes = store.read_blob(&asset, original).map_err(|e| e.to_string())?;
+    let original = asset
+        .original
+        .as_ref()
+        .ok_or("the asset has no stored original")?;
+    let bytes = store
+        .read_blob(&asset, original)
+        .map_err(|e| e.to_string())?;
     let stem = format!("{}-{purpose}", &id.as_str()[..16]);
     let blocking: Vec<FaceBox> = asset
         .faces
@@ -115,7 +124,10 @@ pub fn export_asset(
         redact::redact(&mut image.pixels, &blocking).map_err(|e| e.to_string())?;
         let jpeg = redact::encode_jpeg(&image.pixels).map_err(|e| e.to_string())?;
         photo_name = format!("{stem}-redacted.jpg");
-        files.push(ExportedFile { name: photo_name.clone(), hex: hex_encode(&jpeg) });
+        files.push(ExportedFile {
+            name: photo_name.clone(),
+            hex: hex_encode(&jpeg),
+        });
     } else {
         let ext = asset
             .sources
@@ -123,7 +135,10 @@ pub fn export_asset(
             .and_then(|s| s.path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()))
             .unwrap_or_else(|| "jpg".to_owned());
         photo_name = format!("{stem}.{ext}");
-        files.push(ExportedFile { name: photo_name.clone(), hex: hex_encode(&bytes) });
+        files.push(ExportedFile {
+            name: photo_name.clone(),
+            hex: hex_encode(&bytes),
+        });
     }
     let redacted_copy = with_redaction && !blocking.is_empty();
     if with_xmp {
@@ -135,14 +150,21 @@ pub fn export_asset(
             if v.outcome == FaceOutcome::Blocking {
                 continue; // redacted (or the export was refused above)
             }
-            let Some(face) = asset.faces.iter().find(|f| f.no == v.no) else { continue };
-            let name = (v.outcome == FaceOutcome::Covered).then(|| v.person_name.clone()).flatten();
+            let Some(face) = asset.faces.iter().find(|f| f.no == v.no) else {
+                continue;
+            };
+            let name = (v.outcome == FaceOutcome::Covered)
+                .then(|| v.person_name.clone())
+                .flatten();
             if let Some(n) = &name
                 && !names.contains(n)
             {
                 names.push(n.clone());
             }
-            if let Some(p) = v.person.as_ref().and_then(|p| persons.get(&crate::domain::PersonId(p.clone())))
+            if let Some(p) = v
+                .person
+                .as_ref()
+                .and_then(|p| persons.get(&crate::domain::PersonId(p.clone())))
                 && let Some(birth) = p.birth_date
             {
                 ages.push(decide::age_on(birth, date));
@@ -182,10 +204,21 @@ pub fn export_asset(
             },
         };
         let text = xmp::sidecar(&input);
-        let xmp_name = format!("{}.xmp", photo_name.rsplit_once('.').map_or(photo_name.as_str(), |(s, _)| s));
-        files.push(ExportedFile { name: xmp_name, hex: hex_encode(text.as_bytes()) });
+        let xmp_name = format!(
+            "{}.xmp",
+            photo_name
+                .rsplit_once('.')
+                .map_or(photo_name.as_str(), |(s, _)| s)
+        );
+        files.push(ExportedFile {
+            name: xmp_name,
+            hex: hex_encode(text.as_bytes()),
+        });
     }
     let decision = serde_json::to_vec_pretty(&d).map_err(|e| e.to_string())?;
-    files.push(ExportedFile { name: format!("{stem}.decision.json"), hex: hex_encode(&decision) });
+    files.push(ExportedFile {
+        name: format!("{stem}.decision.json"),
+        hex: hex_encode(&decision),
+    });
     Ok(files)
 }

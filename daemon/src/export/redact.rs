@@ -44,7 +44,14 @@ pub fn redact(image: &mut Mat, faces: &[FaceBox]) -> opencv::Result<()> {
             imgproc::INTER_AREA,
         )?;
         let mut blocks = Mat::default();
-        imgproc::resize(&small, &mut blocks, Size::new(r.width, r.height), 0.0, 0.0, imgproc::INTER_NEAREST)?;
+        imgproc::resize(
+            &small,
+            &mut blocks,
+            Size::new(r.width, r.height),
+            0.0,
+            0.0,
+            imgproc::INTER_NEAREST,
+        )?;
         let k = ((r.width.min(r.height) / CELLS) | 1).max(3);
         let mut smooth = Mat::default();
         imgproc::gaussian_blur_def(&blocks, &mut smooth, Size::new(k, k), 0.0)?;
@@ -78,7 +85,12 @@ mod tests {
             }
         }
         let before = img.try_clone().unwrap();
-        let face = FaceBox { x: 100.0, y: 60.0, width: 80.0, height: 80.0 };
+        let face = FaceBox {
+            x: 100.0,
+            y: 60.0,
+            width: 80.0,
+            height: 80.0,
+        };
         redact(&mut img, &[face]).unwrap();
         let r = region(&face, 300, 200).unwrap();
         // Inside: the checkerboard is gone (all pixels near mid-grey).
@@ -89,8 +101,17 @@ mod tests {
             }
         }
         // Outside: byte-identical.
-        for (y, x) in [(0, 0), (10, 290), (199, 0), (r.y - 1, r.x), (r.y, r.x + r.width)] {
-            assert_eq!(img.at_2d::<opencv::core::Vec3b>(y, x).unwrap(), before.at_2d::<opencv::core::Vec3b>(y, x).unwrap());
+        for (y, x) in [
+            (0, 0),
+            (10, 290),
+            (199, 0),
+            (r.y - 1, r.x),
+            (r.y, r.x + r.width),
+        ] {
+            assert_eq!(
+                img.at_2d::<opencv::core::Vec3b>(y, x).unwrap(),
+                before.at_2d::<opencv::core::Vec3b>(y, x).unwrap()
+            );
         }
     }
 }

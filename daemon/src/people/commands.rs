@@ -241,13 +241,19 @@ pub fn answer(
         }
         PeopleRequest::Set { person, kind, born } => {
             let p = people.edit_person(person, *kind, *born).map_err(text)?;
-            line(out, &serde_json::json!({ "person": p.id.as_str(), "name": p.name, "kind": p.kind, "birth_date": p.birth_date }))
+            line(
+                out,
+                &serde_json::json!({ "person": p.id.as_str(), "name": p.name, "kind": p.kind, "birth_date": p.birth_date }),
+            )
         }
         PeopleRequest::Incidental { face, incidental } => {
             people
                 .set_incidental(&face_ref(face)?, *incidental)
                 .map_err(text)?;
-            line(out, &serde_json::json!({ "face": face, "incidental": incidental }))
+            line(
+                out,
+                &serde_json::json!({ "face": face, "incidental": incidental }),
+            )
         }
         PeopleRequest::Recognition {
             person,

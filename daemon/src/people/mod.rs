@@ -412,7 +412,7 @@ impl People {
             notes,
             recognition: Recognition::NoBasis,
             merged_into: None,
-                birth_date: None,
+            birth_date: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -526,9 +526,11 @@ impl People {
                 let mut write = PeopleWrite::default();
                 for face in &faces {
                     let (_, current) = self.face(face)?;
-                    write
-                        .faces
-                        .push((face.clone(), current.attribution, Some(TemplateStatus::Purged)));
+                    write.faces.push((
+                        face.clone(),
+                        current.attribution,
+                        Some(TemplateStatus::Purged),
+                    ));
                 }
                 self.store.write_people(&write)?;
                 *state = self.load()?;

@@ -30,7 +30,10 @@ pub struct SentReminder {
 
 impl Store {
     fn version_key(&self, tree: &str, record: &str, version: u32) -> Vec<u8> {
-        let mut key = self.keys.index_key(&[tree.as_bytes(), record.as_bytes()]).to_vec();
+        let mut key = self
+            .keys
+            .index_key(&[tree.as_bytes(), record.as_bytes()])
+            .to_vec();
         key.extend_from_slice(&version.to_be_bytes());
         key
     }
@@ -132,7 +135,9 @@ impl Store {
     }
 
     pub fn reminder_sent(&self, item: &str) -> Result<Option<SentReminder>, StoreError> {
-        let key = self.keys.index_key(&[TREE_REMINDERS.as_bytes(), item.as_bytes()]);
+        let key = self
+            .keys
+            .index_key(&[TREE_REMINDERS.as_bytes(), item.as_bytes()]);
         self.reminders
             .get(key)?
             .map(|raw| self.unseal(TREE_REMINDERS, &key, &raw))
@@ -143,7 +148,9 @@ impl Store {
     pub fn record_reminders(&self, sent: &[SentReminder]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for s in sent {
-            let key = self.keys.index_key(&[TREE_REMINDERS.as_bytes(), s.item.as_bytes()]);
+            let key = self
+                .keys
+                .index_key(&[TREE_REMINDERS.as_bytes(), s.item.as_bytes()]);
             batch.insert(&key[..], self.seal(TREE_REMINDERS, &key, s)?);
         }
         self.reminders.apply_batch(batch)?;
