@@ -40,6 +40,7 @@ bench: deps models
 	$(CARGO) bench -p consentry-daemon --bench ingest
 	$(CARGO) bench -p consentry-daemon --bench faces
 	$(CARGO) bench -p consentry-daemon --bench search
+	$(CARGO) bench -p consentry-daemon --bench decide
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

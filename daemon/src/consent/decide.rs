@@ -18,7 +18,7 @@
 //!   asset) must be valid on D and allow P; with no licence recorded, the
 //!   decision blocks only when `require_licence` is set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -427,31 +427,17 @@ pub fn effective_licence(
     licences: &[Licence],
     known_at: Timestamp,
 ) -> (LicenceTerms, Vec<String>) {
-    let known = latest_known(licences, known_at);
+    // Only the scopes that apply, before picking versions (most licences are
+    // other assets').
+    let relevant = licences.iter().filter(|l| licence_applies(&l.scope, asset));
     let mut layers: Vec<(u8, usize, String, LicenceTerms)> = Vec::new();
-    for l in known {
-        match &l.scope {
-            LicenceScope::Collection { collection } if *collection == asset.collection => {
-                layers.push((0, 0, l.scope.key(), l.terms.clone()));
-            }
-            LicenceScope::Folder { collection, folder } => {
-                let prefix = folder.trim_matches('/');
-                let applies = asset.sources.iter().any(|s| {
-                    s.collection == *collection
-                        && (prefix.is_empty()
-                            || s.path
-                                .trim_start_matches('/')
-                                .starts_with(&format!("{prefix}/")))
-                });
-                if applies {
-                    layers.push((1, prefix.len(), l.scope.key(), l.terms.clone()));
-                }
-            }
-            LicenceScope::Asset { asset: id } if *id == asset.id => {
-                layers.push((3, 0, l.scope.key(), l.terms.clone()));
-            }
-            _ => {}
-        }
+    for l in latest_known(relevant, known_at) {
+        let rank = match &l.scope {
+            LicenceScope::Collection { .. } => (0, 0),
+            LicenceScope::Folder { folder, .. } => (1, folder.trim_matches('/').len()),
+            LicenceScope::Asset { .. } => (3, 0),
+        };
+        layers.push((rank.0, rank.1, l.scope.key(), l.terms.clone()));
     }
     let embedded = metadata_licence(asset);
     if !embedded.is_empty() {
@@ -465,6 +451,24 @@ pub fn effective_licence(
         sources.push(name);
     }
     (terms, sources)
+}
+
+/// Whether a licence scope covers the asset.
+pub fn licence_applies(scope: &LicenceScope, asset: &Asset) -> bool {
+    match scope {
+        LicenceScope::Collection { collection } => *collection == asset.collection,
+        LicenceScope::Folder { collection, folder } => {
+            let prefix = folder.trim_matches('/');
+            asset.sources.iter().any(|s| {
+                let path = s.path.trim_start_matches('/');
+                s.collection == *collection
+                    && (prefix.is_empty()
+                        || (path.starts_with(prefix)
+                            && path.as_bytes().get(prefix.len()) == Some(&b'/')))
+            })
+        }
+        LicenceScope::Asset { asset: id } => *id == asset.id,
+    }
 }
 
 /// The licence the photo's own metadata states (PLUS, XMP rights, IPTC).
@@ -639,7 +643,21 @@ pub fn decide(facts: &Facts<'_>, q: &Question<'_>, rules: &Rules) -> Decision {
     }
 
     // Persons → consents.
-    let known_consents = latest_known(facts.consents, q.known_at);
+    // Only the consents of persons on the photo (directly, or merged into
+    // one of them), before picking versions.
+    let mut on_photo: HashSet<&PersonId> = by_person.keys().collect();
+    for p in facts.persons.values().filter(|p| p.merged_into.is_some()) {
+        if resolve_person(facts.persons, &p.id).is_some_and(|r| by_person.contains_key(&r.id)) {
+            on_photo.insert(&p.id);
+        }
+    }
+    let known_consents = latest_known(
+        facts
+            .consents
+            .iter()
+            .filter(|c| on_photo.contains(&c.person)),
+        q.known_at,
+    );
     let mut covering_ids = BTreeSet::new();
     let mut unlimited = true;
     let mut any_covered = false;

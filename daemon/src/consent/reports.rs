@@ -9,9 +9,11 @@ use jiff::{Timestamp, ToSpan};
 use serde::Serialize;
 
 use super::decide::{self, Code, Facts, Question};
-use super::model::{Signer, latest_known};
+use std::collections::HashMap;
+
+use super::model::{Consent, Licence, LicenceScope, Signer, latest_known};
 use super::{Result, Rights};
-use crate::domain::AssetStatus;
+use crate::domain::{AssetId, AssetStatus, PersonId};
 use crate::people::People;
 
 /// A consent ending soon.
@@ -225,46 +227,80 @@ impl Rights {
         };
         let persons = people.persons();
         let known_at = self.default_known_at(date);
+        // Index the records once: consents by the person they stand for now,
+        // asset licences by asset; each decision then sees only its own.
+        let (by_person, general, by_asset, restrictions) =
+            self.with_records(|consents, licences, restrictions| {
+                let mut by_person: HashMap<PersonId, Vec<Consent>> = HashMap::new();
+                for c in consents {
+                    let owner = decide::resolve_person(&persons, &c.person)
+                        .map_or_else(|| c.person.clone(), |p| p.id.clone());
+                    by_person.entry(owner).or_default().push(c.clone());
+                }
+                let mut general = Vec::new();
+                let mut by_asset: HashMap<AssetId, Vec<Licence>> = HashMap::new();
+                for l in licences {
+                    match &l.scope {
+                        LicenceScope::Asset { asset } => {
+                            by_asset.entry(asset.clone()).or_default().push(l.clone());
+                        }
+                        _ => general.push(l.clone()),
+                    }
+                }
+                (by_person, general, by_asset, restrictions.to_vec())
+            });
         let mut out = Vec::new();
         for asset in self.store.assets() {
             let asset = asset?;
             if asset.status != AssetStatus::Ready {
                 continue;
             }
-            self.with_records(|consents, licences, restrictions| {
-                let facts = Facts {
-                    asset: &asset,
-                    persons: &persons,
-                    consents,
-                    licences,
-                    restrictions,
-                };
-                for p in &purposes {
-                    let d = decide::decide(
-                        &facts,
-                        &Question {
-                            purpose: p,
-                            date,
-                            known_at,
-                        },
-                        &self.rules,
-                    );
-                    if !d.allowed {
-                        out.push(BlockedAsset {
-                            asset: asset.id.0.clone(),
-                            collection: asset.collection.clone(),
-                            purpose: p.clone(),
-                            codes: d.blocking_codes().into_iter().collect(),
-                            reasons: d
-                                .reasons
-                                .iter()
-                                .filter(|r| r.blocking)
-                                .map(|r| r.message.clone())
-                                .collect(),
-                        });
-                    }
+            let mut consents: Vec<Consent> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for face in &asset.faces {
+                if let Some(p) = face
+                    .attribution
+                    .confirmed()
+                    .and_then(|p| decide::resolve_person(&persons, p))
+                    && seen.insert(p.id.clone())
+                {
+                    consents.extend(by_person.get(&p.id).into_iter().flatten().cloned());
                 }
-            });
+            }
+            let mut licences = general.clone();
+            licences.extend(by_asset.get(&asset.id).into_iter().flatten().cloned());
+            let facts = Facts {
+                asset: &asset,
+                persons: &persons,
+                consents: &consents,
+                licences: &licences,
+                restrictions: &restrictions,
+            };
+            for p in &purposes {
+                let d = decide::decide(
+                    &facts,
+                    &Question {
+                        purpose: p,
+                        date,
+                        known_at,
+                    },
+                    &self.rules,
+                );
+                if !d.allowed {
+                    out.push(BlockedAsset {
+                        asset: asset.id.0.clone(),
+                        collection: asset.collection.clone(),
+                        purpose: p.clone(),
+                        codes: d.blocking_codes().into_iter().collect(),
+                        reasons: d
+                            .reasons
+                            .iter()
+                            .filter(|r| r.blocking)
+                            .map(|r| r.message.clone())
+                            .collect(),
+                    });
+                }
+            }
         }
         Ok(out)
     }
