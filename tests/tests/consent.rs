@@ -182,6 +182,35 @@ fn reminders_reach_a_real_smtp_server_once() {
         mails[1].body
     );
     assert!(!mails[1].body.contains("Bram"), "{}", mails[1].body);
+
+    // A consent covering recognition is the person's Art. 9 basis; its
+    // withdrawal takes the basis away. A publication-only consent does not
+    // touch the basis.
+    let recognition = |who: &str| {
+        let shown = env.cli_json_lines(&["people", "show", who, "--json"]);
+        let p = if shown[0]["person"].is_object() {
+            &shown[0]["person"]
+        } else {
+            &shown[0]
+        };
+        json_field(p, "recognition")
+    };
+    assert_eq!(recognition(&quiet), "no-basis");
+    let basis = add_consent(
+        &env,
+        &quiet,
+        &["--recognition", "--signed-on", "2025-01-01"],
+    );
+    assert_eq!(recognition(&quiet), "allowed");
+    env.cli_json_lines(&[
+        "consent",
+        "withdraw",
+        &basis,
+        "--reason",
+        "no more recognition",
+        "--json",
+    ]);
+    assert_eq!(recognition(&quiet), "no-basis");
     drop(daemon.stop());
 }
 

@@ -334,9 +334,19 @@ impl Rights {
             })
     }
 
-    /// Sets the person's recognition state from their consents.
+    /// Sets the person's recognition state from their consents. A person
+    /// none of whose consents ever covered recognition is left as they are
+    /// (a basis recorded by `people recognition` is not overruled by a
+    /// publication-only consent).
     pub fn follow_recognition(&self, people: &People, person: &PersonId) -> Result<()> {
         let persons = people.persons();
+        let ever = self.lock().consents.iter().any(|c| {
+            c.recognition
+                && decide::resolve_person(&persons, &c.person).is_some_and(|p| p.id == *person)
+        });
+        if !ever {
+            return Ok(());
+        }
         let has = self.recognition_basis(person, &persons);
         if let Some(state) = people.follow_recognition_basis(person, has)? {
             log::info!(target: "consentry::consent", person = person.as_str(), recognition = state.as_str(); "recognition basis follows the consents");
