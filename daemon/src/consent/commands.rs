@@ -11,7 +11,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Consent, LicenceScope, LicenceTerms, Subject};
-use super::{NewConsent, Rights, RightsError, Upload, decide};
+use super::{NewConsent, Rights, RightsError, Upload};
 use crate::config::RemindersConfig;
 use crate::domain::AssetId;
 use crate::people::People;
@@ -114,10 +114,7 @@ fn asset_id(text: &str) -> Result<AssetId, String> {
 
 pub fn status_on(rights: &Rights, c: &Consent, date: Date) -> &'static str {
     let rules = rights.rules();
-    if c.withdrawn
-        .as_ref()
-        .is_some_and(|w| decide::local_date(w.at, &rules.time_zone) <= date)
-    {
+    if c.withdrawn_by(date, &rules.time_zone) {
         "withdrawn"
     } else if date < c.valid_from {
         "not-yet-valid"

@@ -271,17 +271,16 @@ fn consent_failure(
     rules: &Rules,
 ) -> Option<(Code, String)> {
     let id = &c.id;
-    if let Some(w) = &c.withdrawn {
-        let effective = local_date(w.at, &rules.time_zone);
-        if q.date >= effective {
-            return Some((
-                Code::ConsentWithdrawn,
-                format!(
-                    "consent {id} was withdrawn on {effective} ({}): it no longer covers any use",
-                    w.reason
-                ),
-            ));
-        }
+    if let (Some(w), Some(effective)) = (&c.withdrawn, c.withdrawn_from(&rules.time_zone))
+        && q.date >= effective
+    {
+        return Some((
+            Code::ConsentWithdrawn,
+            format!(
+                "consent {id} was withdrawn on {effective} ({}): it no longer covers any use",
+                w.reason
+            ),
+        ));
     }
     if q.date < c.valid_from {
         return Some((

@@ -51,6 +51,8 @@ pub enum RightsError {
 
 type Result<T> = std::result::Result<T, RightsError>;
 
+type Persons = std::collections::BTreeMap<PersonId, crate::domain::Person>;
+
 /// A new consent as given by an operator.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewConsent {
@@ -314,11 +316,7 @@ impl Rights {
     }
 
     /// Whether a person has a consent covering recognition today.
-    pub fn recognition_basis(
-        &self,
-        person: &PersonId,
-        persons: &std::collections::BTreeMap<PersonId, crate::domain::Person>,
-    ) -> bool {
+    pub fn recognition_basis(&self, person: &PersonId, persons: &Persons) -> bool {
         let today = self.today();
         let state = self.lock();
         latest_known(&state.consents, Timestamp::MAX)
@@ -326,11 +324,7 @@ impl Rights {
             .any(|c| {
                 c.recognition
                     && decide::resolve_person(persons, &c.person).is_some_and(|p| p.id == *person)
-                    && c.withdrawn
-                        .as_ref()
-                        .is_none_or(|w| decide::local_date(w.at, &self.rules.time_zone) > today)
-                    && c.valid_from <= today
-                    && c.valid_until.is_none_or(|u| u >= today)
+                    && c.in_force_on(today, &self.rules.time_zone)
             })
     }
 
@@ -339,31 +333,42 @@ impl Rights {
     /// (a basis recorded by `people recognition` is not overruled by a
     /// publication-only consent).
     pub fn follow_recognition(&self, people: &People, person: &PersonId) -> Result<()> {
-        let persons = people.persons();
+        self.follow_recognition_with(people, &people.persons(), person)
+    }
+
+    fn follow_recognition_with(
+        &self,
+        people: &People,
+        persons: &Persons,
+        person: &PersonId,
+    ) -> Result<()> {
         let ever = self.lock().consents.iter().any(|c| {
             c.recognition
-                && decide::resolve_person(&persons, &c.person).is_some_and(|p| p.id == *person)
+                && decide::resolve_person(persons, &c.person).is_some_and(|p| p.id == *person)
         });
         if !ever {
             return Ok(());
         }
-        let has = self.recognition_basis(person, &persons);
+        let has = self.recognition_basis(person, persons);
         if let Some(state) = people.follow_recognition_basis(person, has)? {
             log::info!(target: "consentry::consent", person = person.as_str(), recognition = state.as_str(); "recognition basis follows the consents");
         }
         Ok(())
     }
 
-    /// Re-derives every person's recognition basis (consents expire by date).
+    /// Re-derives the recognition basis of every person with a consent that
+    /// covers recognition (such consents expire by date).
     pub fn follow_all_recognition(&self, people: &People) -> Result<()> {
-        let persons: BTreeSet<PersonId> = self
+        let persons = people.persons();
+        let owners: BTreeSet<PersonId> = self
             .lock()
             .consents
             .iter()
-            .map(|c| c.person.clone())
+            .filter(|c| c.recognition)
+            .filter_map(|c| decide::resolve_person(&persons, &c.person).map(|p| p.id.clone()))
             .collect();
-        for p in persons {
-            self.follow_recognition(people, &p)?;
+        for p in owners {
+            self.follow_recognition_with(people, &persons, &p)?;
         }
         Ok(())
     }

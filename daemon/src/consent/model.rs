@@ -104,6 +104,27 @@ pub struct Consent {
     pub change: String,
 }
 
+impl Consent {
+    /// The local day (in `tz`) from which the withdrawal counts, if withdrawn.
+    pub fn withdrawn_from(&self, tz: &jiff::tz::TimeZone) -> Option<Date> {
+        self.withdrawn
+            .as_ref()
+            .map(|w| w.at.to_zoned(tz.clone()).date())
+    }
+
+    /// Withdrawn on or before `date`.
+    pub fn withdrawn_by(&self, date: Date, tz: &jiff::tz::TimeZone) -> bool {
+        self.withdrawn_from(tz).is_some_and(|d| d <= date)
+    }
+
+    /// Not withdrawn by `date`, and `date` within valid-from..valid-until.
+    pub fn in_force_on(&self, date: Date, tz: &jiff::tz::TimeZone) -> bool {
+        !self.withdrawn_by(date, tz)
+            && self.valid_from <= date
+            && self.valid_until.is_none_or(|u| u >= date)
+    }
+}
+
 /// What a licence applies to. A more specific scope overrides a more general
 /// one field by field: collection, then folder, then the photo's own
 /// metadata, then the asset.

@@ -92,11 +92,7 @@ impl Rights {
             let latest = latest_known(consents, Timestamp::MAX);
             let active: Vec<_> = latest
                 .iter()
-                .filter(|c| {
-                    c.withdrawn
-                        .as_ref()
-                        .is_none_or(|w| decide::local_date(w.at, &tz) > today)
-                })
+                .filter(|c| !c.withdrawn_by(today, &tz))
                 .collect();
             let mut report = ExpiringReport {
                 today,
