@@ -23,7 +23,6 @@ use consentry::domain::{
     Asset, AssetId, AssetStatus, Attribution, Face, FaceBox, FaceQuality, Identity, Person,
     PersonId, PersonKind, SourceRef, TemplateStatus,
 };
-use consentry::pipeline::store::crypto::WrappedKey;
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -183,7 +182,7 @@ fn main() {
                 original: None,
                 sidecar: None,
                 thumbnails: vec![],
-                key: WrappedKey(vec![]),
+                key: None,
                 quarantine: None,
                 faces: (1..=n)
                     .map(|no| {

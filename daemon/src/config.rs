@@ -54,6 +54,11 @@ pub struct Config {
     pub consent: ConsentConfig,
     #[serde(default)]
     pub reminders: RemindersConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// The organisation's entries in the Art. 30 register (`consentry register`).
+    #[serde(default)]
+    pub register: crate::register::RegisterConfig,
     /// Watched drop shares; each feeds one collection.
     #[serde(default, rename = "share")]
     pub shares: Vec<ShareConfig>,
@@ -75,6 +80,10 @@ pub struct StoreConfig {
     /// How often sled flushes on its own, between our explicit durability points.
     #[serde(deserialize_with = "de_duration")]
     pub flush_every: Duration,
+    /// Ids of erased photos (Art. 17), one per line. Kept outside `data_dir`
+    /// so that restoring a backup of `data_dir` cannot roll it back; replayed at
+    /// every start and restore.
+    pub erasure_ledger: PathBuf,
 }
 
 impl Default for StoreConfig {
@@ -85,6 +94,7 @@ impl Default for StoreConfig {
             master_key_credential: "master.key".to_owned(),
             cache_capacity: 64 * MIB,
             flush_every: Duration::from_millis(500),
+            erasure_ledger: PathBuf::from("/var/lib/consentry-ledger/erasures"),
         }
     }
 }
@@ -296,6 +306,26 @@ impl ConsentConfig {
     }
 }
 
+/// The audit trail (`audit/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Ed25519 key that signs checkpoints of the audit chain; created at first
+    /// start when absent (mode 0600). Keep it apart from `store.data_dir`.
+    pub signing_key_file: PathBuf,
+    /// A signed checkpoint after this many events (and at every stop).
+    pub checkpoint_every: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            signing_key_file: PathBuf::from("/etc/consentry/audit-signing.key"),
+            checkpoint_every: 1000,
+        }
+    }
+}
+
 /// The daily reminder digest (consents and licences expiring, withdrawals).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -436,6 +466,8 @@ impl Config {
         let mut config = Config::default();
         config.store.data_dir = dir.join("data");
         config.store.master_key_file = dir.join("master.key");
+        config.store.erasure_ledger = dir.join("erasure-ledger");
+        config.audit.signing_key_file = dir.join("audit-signing.key");
         config.control.socket = dir.join("control.sock");
         config.ingest.quiet_period = Duration::from_secs(2);
         config.ingest.rescan_interval = Duration::from_secs(10);
@@ -482,6 +514,8 @@ impl Config {
         };
         fix(&mut self.store.data_dir);
         fix(&mut self.store.master_key_file);
+        fix(&mut self.store.erasure_ledger);
+        fix(&mut self.audit.signing_key_file);
         fix(&mut self.control.socket);
         fix(&mut self.faces.models_dir);
         if let Some(smtp) = &mut self.reminders.smtp {
@@ -501,6 +535,15 @@ impl Config {
     /// Semantic checks; returns the offending key and why.
     fn validate(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
+        if self.audit.checkpoint_every == 0 {
+            return bad("audit.checkpoint_every", "must be at least 1");
+        }
+        if self.store.erasure_ledger.starts_with(&self.store.data_dir) {
+            return bad(
+                "store.erasure_ledger",
+                "must be outside store.data_dir, or restoring a backup would roll it back",
+            );
+        }
         if self.ingest.max_pixels == 0 {
             return bad("ingest.max_pixels", "must be greater than 0");
         }

@@ -16,6 +16,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{AssetDetail, AssetSummary, StatusReport};
+use crate::audit::commands::AuditRequest;
+use crate::audit::{Actor, Audit, Outcome};
+use crate::dsr::commands::DsrRequest;
 use crate::config::Config;
 use crate::consent::Rights;
 use crate::consent::commands::RightsRequest;
@@ -36,6 +39,29 @@ pub enum Request {
     Export,
     People { request: PeopleRequest },
     Rights { request: Box<RightsRequest> },
+    Audit { request: AuditRequest },
+    Dsr { request: Box<DsrRequest> },
+}
+
+impl Request {
+    /// Whether answering needs the face engine (the CLI's direct mode loads
+    /// it only then).
+    pub fn needs_engine(&self) -> bool {
+        match self {
+            Request::People { request } => request.needs_engine(),
+            Request::Dsr { request } => request.needs_engine(),
+            _ => false,
+        }
+    }
+}
+
+/// What the client sends: the request, and who ran `sudo` (believed only
+/// from a root peer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub request: Request,
+    #[serde(default)]
+    pub sudo_user: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +86,7 @@ pub struct ControlState {
     pub registry: Arc<WorkerRegistry>,
     pub ingestor: Arc<Ingestor>,
     pub rights: Arc<Rights>,
+    pub audit: Arc<Audit>,
 }
 
 /// What a request is answered from: the daemon's state, or what the CLI
@@ -71,11 +98,51 @@ pub struct Context<'a> {
     pub people: &'a People,
     pub ingestor: Option<&'a Ingestor>,
     pub rights: &'a Rights,
+    pub audit: &'a Audit,
+    /// Who asked (from the socket peer's credentials, or this process).
+    pub actor: &'a Actor,
 }
 
 /// Answers one request, writing data lines to `out`. Shared by the daemon's
 /// socket and the CLI's direct mode, so both give the same output.
+///
+/// The answer is built in memory, the request's audit events are written,
+/// and only then does the answer leave: no audit event, no data.
 pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Result<(), String> {
+    let mut buffer = Vec::new();
+    let mut done = Vec::new();
+    let result = dispatch(request, ctx, &mut buffer, &mut done);
+    let planned = crate::audit::classify::entries(request);
+    let audited = ctx
+        .audit
+        .record_all(ctx.actor, Outcome::Ok, done)
+        .and_then(|()| match &result {
+            Ok(()) => ctx.audit.record_all(ctx.actor, Outcome::Ok, planned),
+            Err(message) => {
+                let reason: String = message.chars().take(300).collect();
+                ctx.audit.record_all(
+                    ctx.actor,
+                    Outcome::Refused,
+                    planned.into_iter().map(|e| e.with("error", &reason)).collect(),
+                )
+            }
+        });
+    if let Err(err) = audited {
+        log::error!(target: "consentry::audit", "cannot write the audit log: {err}");
+        return Err(format!(
+            "the audit log cannot be written ({err}); nothing was handed out"
+        ));
+    }
+    out.write_all(&buffer).map_err(|e| e.to_string())?;
+    result
+}
+
+fn dispatch(
+    request: &Request,
+    ctx: &Context<'_>,
+    out: &mut dyn Write,
+    done: &mut Vec<crate::audit::Entry>,
+) -> Result<(), String> {
     let (store, config, registry) = (ctx.store, ctx.config, ctx.registry);
     match request {
         Request::Ping => line(out, &serde_json::json!({ "pong": true })),
@@ -122,8 +189,11 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
             ctx.rights,
             ctx.people,
             &config.reminders,
+            &ctx.actor.name,
             out,
         ),
+        Request::Audit { request } => crate::audit::commands::answer(request, ctx.audit, out),
+        Request::Dsr { request } => crate::dsr::commands::answer(request, ctx, out, done),
     }
 }
 
@@ -170,6 +240,8 @@ pub fn serve(
 }
 
 fn handle(stream: UnixStream, state: &ControlState) {
+    let uid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map(|c| c.uid());
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
@@ -180,8 +252,15 @@ fn handle(stream: UnixStream, state: &ControlState) {
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let end = match serde_json::from_str::<Request>(&request_line) {
-        Ok(request) => match answer(
+    let end = match (serde_json::from_str::<Envelope>(&request_line), uid) {
+        (Err(err), _) => {
+            serde_json::json!({ "end": "error", "message": format!("invalid request: {err}") })
+        }
+        (Ok(_), Err(err)) => serde_json::json!({
+            "end": "error",
+            "message": format!("cannot tell who is asking (peer credentials: {err})")
+        }),
+        (Ok(Envelope { request, sudo_user }), Ok(uid)) => match answer(
             &request,
             &Context {
                 store: &state.store,
@@ -190,15 +269,14 @@ fn handle(stream: UnixStream, state: &ControlState) {
                 people: state.ingestor.people(),
                 ingestor: Some(&state.ingestor),
                 rights: &state.rights,
+                audit: &state.audit,
+                actor: &Actor::socket_peer(uid, sudo_user),
             },
             &mut out,
         ) {
             Ok(()) => serde_json::json!({ "end": "ok" }),
             Err(message) => serde_json::json!({ "end": "error", "message": message }),
         },
-        Err(err) => {
-            serde_json::json!({ "end": "error", "message": format!("invalid request: {err}") })
-        }
     };
     let _ = writeln!(out, "{end}");
     let _ = out.flush();
@@ -214,8 +292,12 @@ pub fn request(
         path: socket.display().to_string(),
         source,
     })?;
+    let envelope = Envelope {
+        request: request.clone(),
+        sudo_user: std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()),
+    };
     let mut text =
-        serde_json::to_string(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        serde_json::to_string(&envelope).map_err(|e| ControlError::Protocol(e.to_string()))?;
     text.push('\n');
     stream.write_all(text.as_bytes())?;
     for line in BufReader::new(stream).lines() {

@@ -48,6 +48,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let faces: Arc<dyn FaceStage> = Arc::new(start_faces(&config)?);
     let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
     log_recognition(&config);
+    let audit = Arc::new(crate::audit::Audit::open(Arc::clone(&store), &config.audit)?);
+    log::info!(target: "consentry::audit", public_key = audit.public_key().as_str(); "audit checkpoints are signed with this key");
+    crate::audit::record_start(&audit, &config)?;
+    // A restored backup may hold photos erased after it was taken.
+    for redone in crate::dsr::erase::replay(
+        &store,
+        &people,
+        &crate::dsr::ledger::Ledger::new(&config.store.erasure_ledger),
+        &config.ingest.thumbnail_sizes,
+    )
+    .map_err(anyhow::Error::msg)?
+    {
+        audit.record(
+            &crate::audit::Actor::daemon(),
+            crate::audit::Outcome::Ok,
+            redone.replayed_entry(),
+        )?;
+    }
     let ingestor = Arc::new(Ingestor::new(
         Arc::clone(&people),
         config.ingest.clone(),
@@ -73,15 +91,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for worker_idx in 1..=n_workers {
         let name = format!("ingest-{worker_idx}");
         let handle = registry.register(&name);
-        let (ingestor, wakeup, exit, held) = (
+        let (ingestor, wakeup, exit, held, w_audit) = (
             Arc::clone(&ingestor),
             Arc::clone(&wakeup),
             Arc::clone(&must_exit),
             Arc::clone(&held),
+            Arc::clone(&audit),
         );
         let lease_ms = clock::duration_ms(config.ingest.lease);
         threads.push(std::thread::Builder::new().name(name).spawn(move || {
-            ingest_worker(&ingestor, boot, lease_ms, &wakeup, &handle, &exit, &held)
+            ingest_worker(&ingestor, &w_audit, boot, lease_ms, &wakeup, &handle, &exit, &held)
         })?);
     }
 
@@ -142,6 +161,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         registry: Arc::clone(&registry),
         ingestor: Arc::clone(&ingestor),
         rights: Arc::clone(&rights),
+        audit: Arc::clone(&audit),
     });
     control::serve(&socket, control_state).map_err(|err| {
         anyhow::anyhow!(
@@ -166,6 +186,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         if thread.is_finished() {
             let _ = thread.join();
         }
+    }
+    audit.record(
+        &crate::audit::Actor::daemon(),
+        crate::audit::Outcome::Ok,
+        crate::audit::Entry::new("daemon.stop", "daemon"),
+    )?;
+    if let Some(cp) = audit.checkpoint()? {
+        log::info!(target: "consentry::audit", seq = cp.seq; "audit checkpoint signed at event {}", cp.seq);
     }
     store.flush()?;
     let _ = std::fs::remove_file(&socket);
@@ -321,8 +349,10 @@ pub fn start_faces(config: &Config) -> anyhow::Result<EngineStage> {
     )?)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ingest_worker(
     ingestor: &Ingestor,
+    audit: &crate::audit::Audit,
     boot: u64,
     lease_ms: u64,
     wakeup: &Wakeup,
@@ -368,6 +398,12 @@ fn ingest_worker(
                 handle.count(false);
                 log::warn!(target: "consentry::ingest", path = job.rel_path.as_str(), stage = "retry";
                     "attempt {attempt} failed, retrying in {}s: {error}", delay.as_secs());
+            }
+            Ok(Ok(JobOutcome::Ingested(report))) => {
+                handle.count(true);
+                if let Err(err) = crate::audit::record_ingest(audit, &report, &job.collection) {
+                    log::error!(target: "consentry::audit", "cannot record the ingest of {}: {err}", report.asset_id);
+                }
             }
             Ok(Ok(_)) => handle.count(true),
             Ok(Err(err)) => {

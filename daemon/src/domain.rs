@@ -146,8 +146,13 @@ pub struct Asset {
     pub original: Option<BlobRef>,
     pub sidecar: Option<BlobRef>,
     pub thumbnails: Vec<Thumbnail>,
-    /// The per-asset data key, wrapped by the master key.
-    pub key: WrappedKey,
+    /// Schema 1 only: the per-asset data key, wrapped by the master key. Since
+    /// schema 2 data keys live in the asset key store
+    /// (`pipeline::store::keystore`), where destroying one is real; this is
+    /// always `None` for a stored record and read only by the migration and
+    /// the import of an old dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<WrappedKey>,
     pub quarantine: Option<Quarantine>,
     /// Faces found on the displayed image (empty until the face stage ran).
     #[serde(default)]

@@ -6,6 +6,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the codemap.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,9 +14,11 @@ pub mod consent;
 pub mod control;
 pub mod daemon;
 pub mod domain;
+pub mod dsr;
 pub mod export;
 pub mod logging;
 pub mod notify;
 pub mod people;
 pub mod pipeline;
+pub mod register;
 pub mod workers;

@@ -66,6 +66,32 @@ pub fn have_tool(name: &str) -> bool {
 
 /// The converted face models: `$CONSENTRY_MODELS_DIR`, else `target/models`
 /// of this checkout (`make models` writes it; `make test` runs that first).
+/// A `python3` that can import `module`: `$CONSENTRY_PYTHON`, else the first
+/// such `python3` on PATH (a pyenv or venv interpreter ahead of the system's
+/// does not see Debian's python3-* packages).
+pub fn python_with(module: &str) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(explicit) = std::env::var_os("CONSENTRY_PYTHON") {
+        candidates.push(explicit.into());
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("python3"))
+                .filter(|p| p.is_file()),
+        );
+    }
+    candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 pub fn models_dir() -> PathBuf {
     let dir = std::env::var_os("CONSENTRY_MODELS_DIR")
         .map(PathBuf::from)
@@ -195,7 +221,8 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "[store]\ndata_dir = \"data\"\nmaster_key_file = \"master.key\"\nflush_every = \"200ms\"\n\
+                "[store]\ndata_dir = \"data\"\nmaster_key_file = \"master.key\"\nflush_every = \"200ms\"\nerasure_ledger = \"ledger/erasures\"\n\
+                 [audit]\nsigning_key_file = \"keys/audit-signing.key\"\n\
                  [ingest]\nquiet_period = \"400ms\"\nrescan_interval = \"2s\"\nretry_backoff = \"200ms\"\nworkers = 2\n{extra_ingest}\n\
                  [faces]\nmodels_dir = \"{models}\"\n\
                  [log]\nlevel = \"info\"\njournal = \"never\"\n\

@@ -43,34 +43,10 @@ pub struct SmtpServer {
 const INSTALL_HINT: &str =
     "install the Debian packages python3-aiosmtpd and openssl (make deps installs them)";
 
-/// A `python3` that can import aiosmtpd: `$CONSENTRY_PYTHON`, else the first
-/// such `python3` on PATH (a pyenv or venv interpreter ahead of the system's
-/// does not see Debian's python3-aiosmtpd).
 fn python() -> Option<&'static Path> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
     PYTHON
-        .get_or_init(|| {
-            let mut candidates: Vec<PathBuf> = Vec::new();
-            if let Some(explicit) = std::env::var_os("CONSENTRY_PYTHON") {
-                candidates.push(explicit.into());
-            }
-            if let Some(path) = std::env::var_os("PATH") {
-                candidates.extend(
-                    std::env::split_paths(&path)
-                        .map(|dir| dir.join("python3"))
-                        .filter(|p| p.is_file()),
-                );
-            }
-            candidates.into_iter().find(|python| {
-                Command::new(python)
-                    .args(["-c", "import aiosmtpd.smtp"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            })
-        })
+        .get_or_init(|| crate::python_with("aiosmtpd.smtp"))
         .as_deref()
 }
 

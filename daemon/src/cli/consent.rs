@@ -377,6 +377,27 @@ pub fn run_files(
     single_file: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    write_files(
+        config,
+        daemon,
+        &Request::Rights {
+            request: Box::new(request),
+        },
+        target,
+        single_file,
+        out,
+    )
+}
+
+/// Writes files that travel back as hex into `dir` or to `file` (mode 0600).
+pub fn write_files(
+    config: &Config,
+    daemon: bool,
+    request: &Request,
+    target: &Path,
+    single_file: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if !single_file {
         std::fs::create_dir_all(target)
             .with_context(|| format!("cannot create {}", target.display()))?;
@@ -385,9 +406,7 @@ pub fn run_files(
     query(
         config,
         daemon,
-        &Request::Rights {
-            request: Box::new(request),
-        },
+        request,
         &mut |line| {
             let file: ExportedFile = serde_json::from_str(line).map_err(std::io::Error::other)?;
             let bytes = hex_decode(&file.hex)
@@ -400,7 +419,7 @@ pub fn run_files(
             } else {
                 target.join(name)
             };
-            std::fs::write(&path, bytes)?;
+            super::create_private(&path)?.write_all(&bytes)?;
             written.push(path);
             Ok(())
         },

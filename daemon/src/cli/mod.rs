@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod consent;
+mod dsr;
 mod faces;
 mod people;
 
@@ -143,6 +144,30 @@ pub enum Command {
     },
     /// Find photos of a person, or faces like those in a photo or like a stored face.
     Search(people::SearchArgs),
+    /// Data-subject requests (GDPR Art. 15-21): open, list, find, package, erase, restrict, close.
+    Dsr {
+        #[command(subcommand)]
+        command: dsr::DsrCommand,
+    },
+    /// The audit trail: verify, export, checkpoints.
+    Audit {
+        #[command(subcommand)]
+        command: dsr::AuditCommand,
+    },
+    /// The Art. 30 record of processing activities, from the configuration.
+    Register(dsr::RegisterArgs),
+    /// Back up the data directory into one zip file (daemon stopped).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup; photos erased since it was taken are erased again.
+    Restore {
+        file: PathBuf,
+        /// Discard a non-empty data directory.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +304,11 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             let (request, json) = args.request()?;
             people::run(&config, daemon, request, json, &mut out)?;
         }
+        Command::Dsr { command } => dsr::run_dsr(&config, daemon, command, &mut out)?,
+        Command::Audit { command } => dsr::run_audit(&config, daemon, command, &mut out)?,
+        Command::Register(args) => dsr::run_register(&config, daemon, args, &mut out)?,
+        Command::Backup { out: file } => dsr::backup(&config, daemon, &file, &mut out)?,
+        Command::Restore { file, replace } => dsr::restore(&config, daemon, &file, replace, &mut out)?,
         Command::Status { json } => {
             let mut report = None;
             query(&config, daemon, &Request::Status, &mut |line| {
@@ -461,7 +491,16 @@ fn query(
     let store = Arc::new(store);
     let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
     let rights = crate::consent::Rights::open(Arc::clone(&store), config.consent.clone())?;
-    let needs_engine = matches!(request, Request::People { request } if request.needs_engine());
+    let audit = crate::audit::Audit::open(Arc::clone(&store), &config.audit)?;
+    let actor = crate::audit::Actor::this_process("cli");
+    crate::dsr::erase::replay(
+        &store,
+        &people,
+        &crate::dsr::ledger::Ledger::new(&config.store.erasure_ledger),
+        &config.ingest.thumbnail_sizes,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let needs_engine = request.needs_engine();
     let ingestor = if needs_engine {
         Some(Ingestor::new(
             Arc::clone(&people),
@@ -482,6 +521,8 @@ fn query(
         people: &people,
         ingestor: ingestor.as_ref(),
         rights: &rights,
+        audit: &audit,
+        actor: &actor,
     };
     control::answer(request, &ctx, &mut buffer).map_err(anyhow::Error::msg)?;
     Ok(())

@@ -139,6 +139,7 @@ pub fn answer(
     rights: &Rights,
     people: &People,
     reminders: &RemindersConfig,
+    by: &str,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let e = |err: RightsError| err.to_string();
@@ -151,13 +152,13 @@ pub fn answer(
     match request {
         RightsRequest::ConsentAdd { consent, document } => {
             let c = rights
-                .add_consent(people, consent, upload(document.as_ref())?)
+                .add_consent(people, consent, upload(document.as_ref())?, by)
                 .map_err(e)?;
             let today = rights.today();
             line(out, &view(c, today))
         }
         RightsRequest::ConsentWithdraw { id, reason, at } => {
-            let c = rights.withdraw(people, id, reason, *at).map_err(e)?;
+            let c = rights.withdraw(people, id, reason, *at, by).map_err(e)?;
             let affected = people
                 .assets_of(c.person.as_str())
                 .map(|(_, a)| a.into_iter().map(|(id, _)| id.0).collect::<Vec<_>>())
@@ -203,7 +204,7 @@ pub fn answer(
             document,
         } => {
             let l = rights
-                .set_licence(scope.clone(), (**terms).clone(), upload(document.as_ref())?)
+                .set_licence(scope.clone(), (**terms).clone(), upload(document.as_ref())?, by)
                 .map_err(e)?;
             line(out, &l)
         }
@@ -227,7 +228,7 @@ pub fn answer(
             };
             line(
                 out,
-                &rights.restrict(subject, *restricted, reason).map_err(e)?,
+                &rights.restrict(subject, *restricted, reason, by).map_err(e)?,
             )
         }
         RightsRequest::Decide {

@@ -14,7 +14,6 @@ use crate::domain::{
     AssetId, AssetStatus, Attribution, Face, FaceBox, FaceQuality, Identity, SourceRef,
     TemplateStatus,
 };
-use crate::pipeline::store::crypto::WrappedKey;
 
 const ALL: &[&str] = &[
     "internal",
@@ -79,7 +78,7 @@ impl World {
             original: None,
             sidecar: None,
             thumbnails: vec![],
-            key: WrappedKey(vec![]),
+            key: None,
             quarantine: None,
             faces: vec![],
             created_at_ms: 0,

@@ -89,13 +89,6 @@ pub struct Rights {
     state: Mutex<State>,
 }
 
-/// Who recorded a change (the operator's login, or the daemon).
-pub fn actor() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "consentry".to_owned())
-}
-
 impl Rights {
     pub fn open(store: Arc<Store>, config: ConsentConfig) -> Result<Rights> {
         let rules = config.rules().map_err(RightsError::Refused)?;
@@ -161,6 +154,7 @@ impl Rights {
         people: &People,
         new: &NewConsent,
         document: Option<Upload>,
+        by: &str,
     ) -> Result<Consent> {
         let person = people.resolve(&new.person)?;
         let purposes = self.check_purposes(&new.purposes)?;
@@ -203,7 +197,7 @@ impl Rights {
             reference: new.reference.clone(),
             notes: new.notes.clone(),
             recorded_at: Timestamp::now(),
-            recorded_by: actor(),
+            recorded_by: by.to_owned(),
             change: "recorded".into(),
         };
         let mut state = self.lock();
@@ -259,6 +253,7 @@ impl Rights {
         id: &str,
         reason: &str,
         at: Option<Timestamp>,
+        by: &str,
     ) -> Result<Consent> {
         if reason.trim().is_empty() {
             return Err(RightsError::Refused(
@@ -287,7 +282,7 @@ impl Rights {
             reason: reason.trim().to_owned(),
         });
         next.recorded_at = now;
-        next.recorded_by = actor();
+        next.recorded_by = by.to_owned();
         next.change = format!("withdrawn: {}", reason.trim());
         self.store.put_consent(&next)?;
         state.consents.push(next.clone());
@@ -382,6 +377,7 @@ impl Rights {
         scope: LicenceScope,
         terms: LicenceTerms,
         document: Option<Upload>,
+        by: &str,
     ) -> Result<Licence> {
         if let Some(purposes) = &terms.purposes {
             for p in purposes {
@@ -411,7 +407,7 @@ impl Rights {
             scope,
             terms: merged,
             recorded_at: Timestamp::now(),
-            recorded_by: actor(),
+            recorded_by: by.to_owned(),
         };
         self.store.put_licence(&licence)?;
         state.licences.push(licence.clone());
@@ -438,6 +434,7 @@ impl Rights {
         subject: Subject,
         restricted: bool,
         reason: &str,
+        by: &str,
     ) -> Result<Restriction> {
         let mut state = self.lock();
         let version = state
@@ -454,7 +451,7 @@ impl Rights {
             restricted,
             reason: reason.to_owned(),
             recorded_at: Timestamp::now(),
-            recorded_by: actor(),
+            recorded_by: by.to_owned(),
         };
         self.store.put_restriction(&r)?;
         state.restrictions.push(r.clone());

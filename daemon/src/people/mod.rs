@@ -1044,6 +1044,52 @@ impl People {
         Ok(purged)
     }
 
+    /// Art. 17 for a person's biometric data: every template of a face
+    /// confirmed to or suggested as them, and their suppression template, are
+    /// purged; suggestions of them are cleared; recognition becomes opted-out
+    /// without a suppression template (nothing biometric of them remains).
+    /// Returns how many templates were purged.
+    pub fn erase_biometrics(&self, person: &PersonId) -> Result<usize> {
+        let mut state = self.lock();
+        let mut person = state.resolve(person.as_str())?;
+        let mut faces = Vec::new();
+        let mut write = PeopleWrite::default();
+        for asset in self.store.assets() {
+            let asset = asset?;
+            for face in &asset.faces {
+                let face_ref = face.face_ref(&asset.id);
+                if face.attribution.confirmed() == Some(&person.id) {
+                    faces.push(face_ref.clone());
+                    write.faces.push((
+                        face_ref,
+                        face.attribution.clone(),
+                        Some(TemplateStatus::Purged),
+                    ));
+                } else if face
+                    .attribution
+                    .suggested()
+                    .is_some_and(|(p, _)| *p == person.id)
+                {
+                    faces.push(face_ref.clone());
+                    let mut a = face.attribution.clone();
+                    a.identity = None;
+                    write
+                        .faces
+                        .push((face_ref, a, Some(TemplateStatus::Purged)));
+                }
+            }
+        }
+        let purged = self
+            .store
+            .purge_templates(&faces, std::slice::from_ref(&person.id))?;
+        person.recognition = Recognition::OptedOut;
+        person.updated_at_ms = crate::clock::now_ms();
+        write.persons.push(person);
+        self.store.write_people(&write)?;
+        *state = self.load()?;
+        Ok(purged)
+    }
+
     // ---- maintenance -----------------------------------------------------------
 
     /// Purges templates past the retention period (unless confirmed to a

@@ -24,7 +24,7 @@ use super::decode::{self, DecodeLimits};
 use super::faces::{FaceError, FaceStage};
 use super::metadata;
 use super::queue::{IngestJob, MAX_INTERRUPTIONS, backoff};
-use super::store::crypto::{SecretKey, WrappedKey};
+use super::store::crypto::SecretKey;
 use super::store::jobs::{ClaimedJob, JobId};
 use super::store::{CommitOutcome, Store, StoreError};
 use super::thumbs::{self, THUMBNAIL_MIME};
@@ -314,11 +314,9 @@ impl Ingestor {
             });
         }
 
-        let (data_key, wrapped_key) = self
-            .store
-            .keys()
-            .new_data_key(id.as_str())
-            .map_err(StoreError::from)?;
+        // Durable before any blob uses it; a concurrent ingest of the same
+        // bytes gets the same key.
+        let data_key = self.store.asset_key_or_create(&id)?;
         let mut written: Vec<BlobRef> = Vec::new();
         let result = (|| -> Result<IngestReport, IngestError> {
             let started = Instant::now();
@@ -345,7 +343,6 @@ impl Ingestor {
                 id.clone(),
                 file.source.clone(),
                 file.bytes.len() as u64,
-                wrapped_key,
                 Some(original),
             );
             asset.sidecar = sidecar;
@@ -629,16 +626,12 @@ impl Ingestor {
                 timings: StageTimings::default(),
             });
         }
-        let (data_key, wrapped_key) = self
-            .store
-            .keys()
-            .new_data_key(id.as_str())
-            .map_err(StoreError::from)?;
+        let data_key = self.store.asset_key_or_create(&id)?;
         let original = bytes
             .map(|b| self.store.blobs().put(&data_key, b))
             .transpose()?;
         let size = source.size;
-        let mut asset = new_asset(id.clone(), source, size, wrapped_key, original.clone());
+        let mut asset = new_asset(id.clone(), source, size, original.clone());
         asset.status = AssetStatus::Quarantined;
         asset.quarantine = Some(Quarantine {
             stage: stage.to_owned(),
@@ -710,13 +703,7 @@ impl Ingestor {
 }
 
 /// A pending asset record for freshly read bytes; later stages fill it in.
-fn new_asset(
-    id: AssetId,
-    source: SourceRef,
-    bytes: u64,
-    key: WrappedKey,
-    original: Option<BlobRef>,
-) -> Asset {
+fn new_asset(id: AssetId, source: SourceRef, bytes: u64, original: Option<BlobRef>) -> Asset {
     let now = clock::now_ms();
     Asset {
         id,
@@ -732,7 +719,7 @@ fn new_asset(
         original,
         sidecar: None,
         thumbnails: Vec::new(),
-        key,
+        key: None,
         quarantine: None,
         faces: Vec::new(),
         created_at_ms: now,

@@ -73,11 +73,12 @@ impl BlobStore {
         Ok(plain)
     }
 
-    pub fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {
+    /// Removes a blob file; false if it was already gone.
+    pub fn delete(&self, blob: &BlobRef) -> Result<bool, StoreError> {
         let path = self.path_of(&blob.blob_id);
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(StoreError::io(&path, e)),
         }
     }

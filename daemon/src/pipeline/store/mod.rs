@@ -12,13 +12,23 @@
 //! - `blobs/`: encrypted originals, thumbnails and sidecars ([`blobs`]).
 //! - `template-keys`: the slot keys of the face template vault ([`templates`]);
 //!   rewritten atomically so a purged key is really gone.
+//! - `asset-keys/`: each asset's data key, wrapped by the master key, in 256
+//!   bucket files rewritten atomically so a destroyed key is really gone
+//!   ([`keystore`]). Asset records hold no key (since schema 2).
+//!
+//! Erasure (GDPR Art. 17) is [`Store::erase_asset`] ([`erase`]): the data key
+//! first, then blobs, record and templates, leaving a tombstone.
 //!
 //! Architecture Invariant: only this module opens sled. Multi-tree updates are
 //! one sled transaction, followed by a flush at each durability point.
 
+pub mod audit;
 pub mod blobs;
 pub mod crypto;
+pub mod dsr;
+pub mod erase;
 pub mod jobs;
+pub mod keystore;
 pub mod people;
 pub mod rights;
 pub mod templates;
@@ -26,6 +36,7 @@ pub mod templates;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use serde::{Serialize, de::DeserializeOwned};
 use sled::Transactional;
@@ -36,7 +47,9 @@ use crate::domain::{Asset, AssetId, AssetStatus, BlobRef, SourceRef};
 use blobs::BlobStore;
 use crypto::{CryptoError, KeySource, Keyring, SecretKey};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 1: asset records hold their wrapped data key. 2: data keys live in the
+/// asset key store ([`keystore`]); records hold none.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const TREE_META: &str = "consentry-meta";
 const TREE_ASSETS: &str = "consentry-assets";
@@ -46,6 +59,8 @@ const TREE_JOB_STATE: &str = "consentry-job-state";
 const TREE_JOB_BY_SOURCE: &str = "consentry-job-by-source";
 const KEY_SCHEMA_VERSION: &[u8] = b"schema_version";
 const KEYCHECK_FILE: &str = "keycheck";
+/// Assets per import chunk (their keys are written together).
+const IMPORT_CHUNK: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,6 +95,15 @@ pub enum StoreError {
     },
     #[error("corrupt catalogue record: {0}")]
     Corrupt(String),
+    #[error(
+        "asset key file {path} is damaged ({detail}); restore the asset-keys folder from the \
+         backup taken with the data directory"
+    )]
+    AssetKeys { path: PathBuf, detail: String },
+    #[error(
+        "asset {0} has no data key (erased, or its key file was lost); its blobs cannot be read"
+    )]
+    NoAssetKey(AssetId),
     #[error("{0}")]
     Import(String),
 }
@@ -110,7 +134,14 @@ pub struct Store {
     licences: sled::Tree,
     restrictions: sled::Tree,
     reminders: sled::Tree,
+    audit: sled::Tree,
+    audit_checkpoints: sled::Tree,
+    tombstones: sled::Tree,
     vault: templates::Vault,
+    asset_keys: keystore::KeyStore,
+    /// Held exclusively by an erasure and the key sweep, shared by a commit
+    /// that creates an asset (which checks that its data key still exists).
+    erase_gate: RwLock<()>,
     keys: Keyring,
     blobs: BlobStore,
     data_dir: PathBuf,
@@ -198,10 +229,14 @@ impl Store {
         let template_tree = db.open_tree(templates::TREE_TEMPLATES)?;
         let suppression = db.open_tree(templates::TREE_SUPPRESSION)?;
         let vault = templates::Vault::open(&data_dir, &keys, [&template_tree, &suppression])?;
+        let (asset_keys, asset_keys_existed) = keystore::KeyStore::open(&data_dir)?;
         let store = Store {
             templates: template_tree,
             suppression,
             vault,
+            asset_keys,
+            erase_gate: RwLock::new(()),
+            tombstones: db.open_tree(erase::TREE_TOMBSTONES)?,
             persons: db.open_tree(people::TREE_PERSONS)?,
             people_ops: db.open_tree(people::TREE_OPS)?,
             cluster_sets: db.open_tree(people::TREE_CLUSTERS)?,
@@ -209,6 +244,8 @@ impl Store {
             licences: db.open_tree(rights::TREE_LICENCES)?,
             restrictions: db.open_tree(rights::TREE_RESTRICTIONS)?,
             reminders: db.open_tree(rights::TREE_REMINDERS)?,
+            audit: db.open_tree(audit::TREE_AUDIT)?,
+            audit_checkpoints: db.open_tree(audit::TREE_CHECKPOINTS)?,
             meta: db.open_tree(TREE_META)?,
             assets: db.open_tree(TREE_ASSETS)?,
             sources: db.open_tree(TREE_SOURCES)?,
@@ -220,17 +257,13 @@ impl Store {
             keys,
             data_dir,
         };
-        store.migrate()?;
+        store.migrate(asset_keys_existed)?;
         Ok(store)
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
-        match self.meta.get(KEY_SCHEMA_VERSION)? {
-            None => {
-                self.meta
-                    .insert(KEY_SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_bytes())?;
-                self.db.flush()?;
-            }
+    fn migrate(&self, asset_keys_existed: bool) -> Result<(), StoreError> {
+        let found = match self.meta.get(KEY_SCHEMA_VERSION)? {
+            None => None,
             Some(raw) => {
                 let found: u32 = std::str::from_utf8(&raw)
                     .ok()
@@ -239,7 +272,60 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::SchemaTooNew { found });
                 }
+                Some(found)
             }
+        };
+        if found.is_some_and(|v| v >= 2) && !asset_keys_existed && !self.assets.is_empty() {
+            return Err(StoreError::AssetKeys {
+                path: self.data_dir.join(keystore::DIR),
+                detail: "missing, but the catalogue holds assets".into(),
+            });
+        }
+        self.asset_keys.create_dir(&self.data_dir)?;
+        match found {
+            None => {}
+            Some(1) => self.migrate_keys_out_of_records()?,
+            Some(_) => return Ok(()),
+        }
+        self.meta
+            .insert(KEY_SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Schema 1 → 2: every asset's wrapped data key moves from its record into
+    /// the asset key store, and the record is rewritten without it. The keys
+    /// are durable in their files before any record loses its copy, and a
+    /// record that still holds a key is simply moved again, so an interrupted
+    /// migration is finished by the next start.
+    ///
+    /// What this cannot undo: sled is log-structured, so its old segment files
+    /// may still hold the sealed pre-migration records, wrapped key included,
+    /// until sled rewrites those segments. Photos ingested before the migration
+    /// are therefore only as erasable as they were under schema 1 (destroying
+    /// the key file entry does not reach that stale copy); photos ingested
+    /// afterwards never had their key in sled.
+    fn migrate_keys_out_of_records(&self) -> Result<(), StoreError> {
+        let mut moved: Vec<(AssetId, crypto::WrappedKey)> = Vec::new();
+        let mut rewritten: Vec<(sled::IVec, Vec<u8>)> = Vec::new();
+        for entry in self.assets.iter() {
+            let (key, raw) = entry?;
+            let mut asset: Asset = self.unseal(TREE_ASSETS, &key, &raw)?;
+            if let Some(wrapped) = asset.key.take() {
+                moved.push((asset.id.clone(), wrapped));
+                rewritten.push((key.clone(), self.seal(TREE_ASSETS, &key, &asset)?));
+            }
+        }
+        self.put_asset_keys(&moved)?;
+        let mut batch = sled::Batch::default();
+        for (key, sealed) in rewritten {
+            batch.insert(key, sealed);
+        }
+        self.assets.apply_batch(batch)?;
+        self.db.flush()?;
+        if !moved.is_empty() {
+            log::info!(target: "consentry::store", assets = moved.len();
+                "catalogue schema 1 → 2: data keys moved into {}", self.data_dir.join(keystore::DIR).display());
         }
         Ok(())
     }
@@ -381,6 +467,13 @@ impl Store {
         id: &AssetId,
         job: Option<jobs::JobId>,
     ) -> Result<CommitOutcome, StoreError> {
+        // An erasure (or the key sweep) may have destroyed the data key this
+        // ingest encrypted its blobs under; such a commit must not create the
+        // asset. The job fails and is retried under a fresh key.
+        let _gate = self.erase_gate.read().unwrap_or_else(|e| e.into_inner());
+        if new_asset.is_some() && self.wrapped_asset_key(id)?.is_none() {
+            return Err(StoreError::NoAssetKey(id.clone()));
+        }
         let asset_key = id.key_bytes();
         let source_key = self.source_key(source);
         let sealed_source_index = self.seal(TREE_SOURCES, &source_key, id)?;
@@ -444,15 +537,24 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Reads and decrypts one blob of an asset.
+    /// Reads and decrypts one blob of an asset, with its key from the asset
+    /// key store.
     pub fn read_blob(&self, asset: &Asset, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
-        let data_key = self.keys.unwrap_data_key(asset.id.as_str(), &asset.key)?;
+        let data_key = self
+            .asset_key(&asset.id)?
+            .ok_or_else(|| StoreError::NoAssetKey(asset.id.clone()))?;
         self.blobs.get(&data_key, blob)
     }
 
-    /// Removes blob files left by a crash between writing a blob and
-    /// committing its record. Call at start-up, before workers run.
+    /// Removes blob files and data keys left by a crash between writing them
+    /// and committing their record ([`Store::sweep_asset_keys`]). Call at
+    /// start-up, before workers run. Returns how many blob files went.
     pub fn remove_orphan_blobs(&self) -> Result<usize, StoreError> {
+        let keys = self.sweep_asset_keys()?;
+        if keys > 0 {
+            log::info!(target: "consentry::store", keys = keys;
+                "dropped {keys} data key(s) of assets an interrupted run never committed");
+        }
         let mut referenced = HashSet::new();
         for asset in self.assets() {
             let asset = asset?;
@@ -468,7 +570,10 @@ impl Store {
 
     /// Writes the whole catalogue as JSON lines: a header, then one line per
     /// record. Blobs stay where they are (they are referenced by id and remain
-    /// encrypted); queued jobs are not exported (drops are rescanned).
+    /// encrypted), and so do their data keys: the dump holds none. To move a
+    /// catalogue, copy `blobs/` and `asset-keys/` into the new data directory
+    /// and import there with the same master key. Queued jobs are not exported
+    /// (drops are rescanned).
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, StoreError> {
         let io = |e| StoreError::io(Path::new("<export>"), e);
         let header =
@@ -476,7 +581,9 @@ impl Store {
         writeln!(out, "{header}").map_err(io)?;
         let mut n = 0;
         for asset in self.assets() {
-            let line = ExportLine::Asset(asset?);
+            let mut asset = asset?;
+            asset.key = None;
+            let line = ExportLine::Asset(asset);
             serde_json::to_writer(&mut *out, &line)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.write_all(b"\n").map_err(io)?;
@@ -487,6 +594,10 @@ impl Store {
     }
 
     /// Reads an export into this (empty) catalogue and rebuilds the indexes.
+    /// Data keys come from the `asset-keys/` folder copied beside `blobs/`
+    /// (see [`Store::export`]); a schema 1 dump still carries them in its
+    /// records, and they move into the key store here (each checked against
+    /// this master key), as in the schema migration.
     pub fn import(&self, input: &mut dyn BufRead) -> Result<u64, StoreError> {
         if !self.assets.is_empty() {
             return Err(StoreError::Import(
@@ -510,6 +621,10 @@ impl Store {
             )));
         }
         let mut n = 0;
+        // Records go in chunks, each chunk's data keys (schema 1 dumps) first:
+        // one key file rewrite per bucket and chunk, not per asset.
+        let mut chunk: Vec<Asset> = Vec::new();
+        let mut keys: Vec<(AssetId, crypto::WrappedKey)> = Vec::new();
         for (idx, line) in lines {
             let line = line.map_err(|e| StoreError::io(Path::new("<import>"), e))?;
             if line.trim().is_empty() {
@@ -517,10 +632,46 @@ impl Store {
             }
             let record: ExportLine = serde_json::from_str(&line)
                 .map_err(|e| StoreError::Import(format!("line {}: {e}", idx + 1)))?;
-            let ExportLine::Asset(asset) = record;
+            let ExportLine::Asset(mut asset) = record;
+            if let Some(wrapped) = asset.key.take() {
+                self.keys
+                    .unwrap_data_key(asset.id.as_str(), &wrapped)
+                    .map_err(|e| StoreError::Import(format!("line {}: {e}", idx + 1)))?;
+                keys.push((asset.id.clone(), wrapped));
+            } else if (asset.original.is_some()
+                || asset.sidecar.is_some()
+                || !asset.thumbnails.is_empty())
+                && self.wrapped_asset_key(&asset.id)?.is_none()
+            {
+                return Err(StoreError::Import(format!(
+                    "line {}: asset {} has no data key in {}; copy the asset-keys folder (with \
+                     blobs) from the old data directory before importing",
+                    idx + 1,
+                    asset.id,
+                    self.data_dir.join(keystore::DIR).display()
+                )));
+            }
+            chunk.push(asset);
+            if chunk.len() >= IMPORT_CHUNK {
+                n += self.import_chunk(&mut chunk, &mut keys)?;
+            }
+        }
+        n += self.import_chunk(&mut chunk, &mut keys)?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    fn import_chunk(
+        &self,
+        chunk: &mut Vec<Asset>,
+        keys: &mut Vec<(AssetId, crypto::WrappedKey)>,
+    ) -> Result<u64, StoreError> {
+        self.put_asset_keys(keys)?;
+        keys.clear();
+        for asset in chunk.iter() {
             let key = asset.id.key_bytes();
             self.assets
-                .insert(&key, self.seal(TREE_ASSETS, &key, &asset)?)?;
+                .insert(&key, self.seal(TREE_ASSETS, &key, asset)?)?;
             for source in &asset.sources {
                 let source_key = self.source_key(source);
                 self.sources.insert(
@@ -528,9 +679,9 @@ impl Store {
                     self.seal(TREE_SOURCES, &source_key, &asset.id)?,
                 )?;
             }
-            n += 1;
         }
-        self.flush()?;
+        let n = chunk.len() as u64;
+        chunk.clear();
         Ok(n)
     }
 }
