@@ -41,6 +41,7 @@ bench: deps models
 	$(CARGO) bench -p consentry-daemon --bench faces
 	$(CARGO) bench -p consentry-daemon --bench search
 	$(CARGO) bench -p consentry-daemon --bench decide
+	$(CARGO) bench -p consentry-daemon --bench audit
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -248,9 +248,10 @@ fn photo_bank(config: &Config) -> Activity {
              data"
                 .to_owned(),
             audit_measure(config),
-            "Erasure by crypto-shredding: destroying a photo's wrapped key makes every copy \
-             unreadable, backups included; an erasure ledger kept outside the data folder \
-             re-applies erasures after a restore"
+            "Erasure by crypto-shredding: a photo's wrapped key is destroyed and its encrypted \
+             files deleted; backups taken before still hold it until they expire, and an \
+             erasure ledger kept outside the data folder re-applies every erasure after a \
+             restore"
                 .to_owned(),
             network_measure(config),
         ],

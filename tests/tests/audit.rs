@@ -168,6 +168,36 @@ fn every_photo_action_is_audited_exactly_once() {
         true,
         &[("asset.download", &a, "ok"), ("dsr.package", &format!("case:{case}"), "ok")],
     );
+    let cs = format!("case:{case}");
+    let lea = json_field(&opened[0], "person");
+    let lea_obj = format!("person:{lea}");
+    walk.step(&["consent", "show", &consent, "--json"], true, &[("consent.view", &c, "ok")]);
+    walk.step(&["consent", "list", "--json"], true, &[("consent.list", "consents", "ok")]);
+    walk.step(&["licence", "show", &asset, "--json"], true, &[("licence.view", &a, "ok")]);
+    let dump = env.root().join("dump.jsonl");
+    walk.step(&["export", "-o", dump.to_str().unwrap()], true, &[("catalogue.export", "catalogue", "ok")]);
+    walk.step(&["search", "--face", &f0, "--json"], true, &[("search.face", &format!("face:{f0}"), "ok")]);
+    walk.step(&["faces", "incidental", &f1, "--json"], true, &[("face.incidental", &format!("face:{f1}"), "ok")]);
+    walk.step(&["faces", "not-a-face", &f1, "--json"], true, &[("face.not_a_face", &format!("face:{f1}"), "ok")]);
+    walk.step(&["dsr", "find", &case, "--json"], true, &[("dsr.find", &cs, "ok")]);
+    walk.step(
+        &["dsr", "extend", &case, "--months", "1", "--reason", "many archives", "--json"],
+        true,
+        &[("dsr.extend", &cs, "ok")],
+    );
+    walk.step(
+        &["dsr", "restrict", &case, "--json"],
+        true,
+        &[("restriction.add", &lea_obj, "ok"), ("dsr.restrict", &cs, "ok")],
+    );
+    walk.step(
+        &["dsr", "erase", &case, "--mode", "whole", "--json"],
+        true,
+        &[("asset.erase", &a, "ok"), ("person.templates.erase", &lea_obj, "ok"), ("dsr.erase", &cs, "ok")],
+    );
+    walk.step(&["assets", "show", &asset, "--json"], false, &[("asset.view", &a, "refused")]);
+    walk.step(&["dsr", "close", &case, "--result", "erased", "--json"], true, &[("dsr.close", &cs, "ok")]);
+    walk.step(&["audit", "checkpoint"], true, &[("audit.checkpoint", "audit", "ok")]);
     walk.step(&["audit", "verify", "--json"], true, &[("audit.verify", "audit", "ok")]);
     walk.step(&["audit", "checkpoints"], true, &[("audit.checkpoints", "audit", "ok")]);
 

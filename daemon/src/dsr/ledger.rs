@@ -153,7 +153,7 @@ mod tests {
         let e1 = LedgerEntry::Erase { asset: a.clone(), at_ms: 5, case: "DSR-2027-0001".into() };
         let e2 = LedgerEntry::Redact { asset: a, faces: vec![0, 3], at_ms: 6, case: "DSR-2027-0002".into() };
         let e3 = LedgerEntry::ForgetPerson {
-            person: PersonId::parse("p-0123456789abcdef").unwrap(),
+            person: PersonId::parse("0123456789abcdef").unwrap(),
             at_ms: 7,
             case: "DSR-2027-0002".into(),
         };

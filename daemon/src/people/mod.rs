@@ -218,6 +218,19 @@ impl People {
             .map(|(p, t)| (p, t.embedding))
             .collect();
         state.clusters = self.store.clusters()?;
+        // A face whose template is gone (purged, or its photo erased) is in
+        // no cluster.
+        let gone: Vec<FaceRef> = state
+            .clusters
+            .clusters
+            .iter()
+            .flat_map(|c| c.members.iter())
+            .filter(|f| !state.slot_of.contains_key(*f))
+            .cloned()
+            .collect();
+        for face in &gone {
+            state.remove_from_clusters(face);
+        }
         Ok(state)
     }
 

@@ -26,10 +26,12 @@
 //!   [`Keyring::new_data_key`](super::crypto::Keyring::new_data_key) makes
 //!   it ([`WRAPPED_KEY_LEN`] bytes: format version 1, a 24-byte random nonce,
 //!   the 32-byte key sealed with XChaCha20-Poly1305 under the master key with
-//!   the asset id bound as associated data, the 16-byte tag).
+//!   `consentry data key v1:<asset id in hex>` as associated data, the 16-byte
+//!   tag).
 //!
 //! A bucket that has no file yet is empty; an emptied bucket keeps a file
-//! holding only the magic.
+//! holding only the magic. A schema 2 catalogue with assets but no
+//! `asset-keys/` folder is refused at open.
 //!
 //! Crash safety: each change rewrites one bucket through `<bucket>.tmp` in the
 //! same folder (write, fsync, rename, fsync the folder); leftover `.tmp` files
