@@ -32,7 +32,10 @@ fn main() {
         },
     )
     .unwrap();
-    let actor = Actor { name: "editor".into(), via: "socket".into() };
+    let actor = Actor {
+        name: "editor".into(),
+        via: "socket".into(),
+    };
 
     let mut latencies = Vec::with_capacity(EVENTS as usize);
     let started = Instant::now();
@@ -86,7 +89,13 @@ fn main() {
     let t = Instant::now();
     let n = 200;
     for i in 0..n {
-        audit.record(&actor, Outcome::Ok, Entry::new("asset.view", format!("asset:{i}"))).unwrap();
+        audit
+            .record(
+                &actor,
+                Outcome::Ok,
+                Entry::new("asset.view", format!("asset:{i}")),
+            )
+            .unwrap();
         audit.checkpoint().unwrap();
     }
     println!(

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::api::{AssetDetail, AssetSummary, StatusReport};
 use crate::audit::commands::AuditRequest;
 use crate::audit::{Actor, Audit, Outcome};
-use crate::dsr::commands::DsrRequest;
 use crate::config::Config;
 use crate::consent::Rights;
 use crate::consent::commands::RightsRequest;
 use crate::domain::AssetId;
+use crate::dsr::commands::DsrRequest;
 use crate::people::People;
 use crate::people::commands::PeopleRequest;
 use crate::pipeline::ingest::Ingestor;
@@ -123,7 +123,10 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
                 ctx.audit.record_all(
                     ctx.actor,
                     Outcome::Refused,
-                    planned.into_iter().map(|e| e.with("error", &reason)).collect(),
+                    planned
+                        .into_iter()
+                        .map(|e| e.with("error", &reason))
+                        .collect(),
                 )
             }
         });

@@ -48,7 +48,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let faces: Arc<dyn FaceStage> = Arc::new(start_faces(&config)?);
     let people = Arc::new(People::open(Arc::clone(&store), config.people.clone())?);
     log_recognition(&config);
-    let audit = Arc::new(crate::audit::Audit::open(Arc::clone(&store), &config.audit)?);
+    let audit = Arc::new(crate::audit::Audit::open(
+        Arc::clone(&store),
+        &config.audit,
+    )?);
     log::info!(target: "consentry::audit", public_key = audit.public_key().as_str(); "audit checkpoints are signed with this key");
     crate::audit::record_start(&audit, &config)?;
     // A restored backup may hold photos erased after it was taken.
@@ -100,7 +103,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         );
         let lease_ms = clock::duration_ms(config.ingest.lease);
         threads.push(std::thread::Builder::new().name(name).spawn(move || {
-            ingest_worker(&ingestor, &w_audit, boot, lease_ms, &wakeup, &handle, &exit, &held)
+            ingest_worker(
+                &ingestor, &w_audit, boot, lease_ms, &wakeup, &handle, &exit, &held,
+            )
         })?);
     }
 
@@ -403,6 +408,22 @@ fn ingest_worker(
                 handle.count(true);
                 if let Err(err) = crate::audit::record_ingest(audit, &report, &job.collection) {
                     log::error!(target: "consentry::audit", "cannot record the ingest of {}: {err}", report.asset_id);
+                }
+            }
+            Ok(Ok(JobOutcome::Erased(asset))) => {
+                handle.count(true);
+                let entry = crate::audit::Entry::new("asset.ingest", format!("asset:{asset}"))
+                    .with("collection", &job.collection)
+                    .with(
+                        "error",
+                        "this photo was erased (GDPR Art. 17); not stored again",
+                    );
+                if let Err(err) = audit.record(
+                    &crate::audit::Actor::daemon(),
+                    crate::audit::Outcome::Refused,
+                    entry,
+                ) {
+                    log::error!(target: "consentry::audit", "cannot record a refused ingest: {err}");
                 }
             }
             Ok(Ok(_)) => handle.count(true),

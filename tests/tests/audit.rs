@@ -9,7 +9,10 @@ use consentry_tests::{Env, require_testdata};
 use serde_json::Value;
 
 fn json_field(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}")).to_owned()
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+        .to_owned()
 }
 
 /// The audit events after `after`, as (action, object, outcome).
@@ -17,7 +20,13 @@ fn events_after(env: &Env, after: u64) -> Vec<(String, String, String)> {
     env.cli_json_lines(&["audit", "export", "--format", "jsonl"])
         .into_iter()
         .filter(|e| e["seq"].as_u64().unwrap() > after)
-        .map(|e| (json_field(&e, "action"), json_field(&e, "object"), json_field(&e, "outcome")))
+        .map(|e| {
+            (
+                json_field(&e, "action"),
+                json_field(&e, "object"),
+                json_field(&e, "outcome"),
+            )
+        })
         .collect()
 }
 
@@ -35,7 +44,12 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn step(&mut self, args: &[&str], succeeds: bool, expected: &[(&str, &str, &str)]) -> Vec<Value> {
+    fn step(
+        &mut self,
+        args: &[&str],
+        succeeds: bool,
+        expected: &[(&str, &str, &str)],
+    ) -> Vec<Value> {
         let out = self.env.cli(args);
         assert_eq!(
             out.status.success(),
@@ -65,28 +79,52 @@ fn every_photo_action_is_audited_exactly_once() {
     let data = require_testdata!();
     let env = Env::with_people("delete", "", "recognition = [\"*\"]\n");
     let mut daemon = env.start();
-    env.drop_file("two.jpg", &std::fs::read(data.join("faces/groups/fr_two_people.jpg")).unwrap());
+    env.drop_file(
+        "two.jpg",
+        &std::fs::read(data.join("faces/groups/fr_two_people.jpg")).unwrap(),
+    );
     env.wait_drained(&mut daemon, Duration::from_secs(120));
     let asset = json_field(&env.assets()[0], "id");
     let a = format!("asset:{asset}");
-    let me = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name;
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
 
     // The daemon's own events so far: start, config, the ingest.
     let log = env.cli_json_lines(&["audit", "export"]);
     let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(&actions[..3], ["daemon.start", "config.change", "asset.ingest"], "{actions:?}");
+    assert_eq!(
+        &actions[..3],
+        ["daemon.start", "config.change", "asset.ingest"],
+        "{actions:?}"
+    );
     assert_eq!(log[2]["object"], a.as_str());
     assert_eq!(log[2]["actor"], "consentryd");
-    let mut walk = Walk { env: &env, seq: last_seq(&env) };
+    let mut walk = Walk {
+        env: &env,
+        seq: last_seq(&env),
+    };
 
-    walk.step(&["assets", "list", "--json"], true, &[("asset.list", "catalogue", "ok")]);
-    walk.step(&["assets", "show", &asset, "--json"], true, &[("asset.view", &a, "ok")]);
+    walk.step(
+        &["assets", "list", "--json"],
+        true,
+        &[("asset.list", "catalogue", "ok")],
+    );
+    walk.step(
+        &["assets", "show", &asset, "--json"],
+        true,
+        &[("asset.view", &a, "ok")],
+    );
     let f0 = format!("{asset}:0");
     let f1 = format!("{asset}:1");
     walk.step(
         &["people", "add", "Lea", "--face", &f0, "--json"],
         true,
-        &[("person.add", "person:Lea", "ok"), ("face.confirm", &format!("face:{f0}"), "ok")],
+        &[
+            ("person.add", "person:Lea", "ok"),
+            ("face.confirm", &format!("face:{f0}"), "ok"),
+        ],
     );
     walk.step(
         &["people", "add", "Bystander", "--json"],
@@ -106,16 +144,37 @@ fn every_photo_action_is_audited_exactly_once() {
     let pdf = env.root().join("release.pdf");
     std::fs::write(&pdf, b"%PDF-1.4\n% release\n%%EOF\n").unwrap();
     let added = walk.step(
-        &["consent", "add", "Lea", "--purpose", "website", "--signed-on", "2026-01-05", "--document", pdf.to_str().unwrap(), "--json"],
+        &[
+            "consent",
+            "add",
+            "Lea",
+            "--purpose",
+            "website",
+            "--signed-on",
+            "2026-01-05",
+            "--document",
+            pdf.to_str().unwrap(),
+            "--json",
+        ],
         true,
         &[("consent.add", "person:Lea", "ok")],
     );
     let consent = json_field(&added[0], "id");
-    assert_eq!(added[0]["recorded_by"], me.as_str(), "the socket peer, not the daemon's user");
+    assert_eq!(
+        added[0]["recorded_by"],
+        me.as_str(),
+        "the socket peer, not the daemon's user"
+    );
     let c = format!("consent:{consent}");
     let back = env.root().join("back.pdf");
     walk.step(
-        &["consent", "document", &consent, "--out", back.to_str().unwrap()],
+        &[
+            "consent",
+            "document",
+            &consent,
+            "--out",
+            back.to_str().unwrap(),
+        ],
         true,
         &[("consent.document.download", &c, "ok")],
     );
@@ -131,7 +190,15 @@ fn every_photo_action_is_audited_exactly_once() {
     );
     let out = env.root().join("out");
     walk.step(
-        &["export", &asset, "--purpose", "website", "--redact", "--out", out.to_str().unwrap()],
+        &[
+            "export",
+            &asset,
+            "--purpose",
+            "website",
+            "--redact",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         true,
         &[("asset.export", &a, "ok")],
     );
@@ -142,12 +209,27 @@ fn every_photo_action_is_audited_exactly_once() {
     );
     // A refused export is recorded as refused.
     walk.step(
-        &["export", &asset, "--purpose", "website", "--redact", "--out", out.to_str().unwrap()],
+        &[
+            "export",
+            &asset,
+            "--purpose",
+            "website",
+            "--redact",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         false,
         &[("asset.export", &a, "refused")],
     );
     walk.step(
-        &["consent", "withdraw", &consent, "--reason", "changed mind", "--json"],
+        &[
+            "consent",
+            "withdraw",
+            &consent,
+            "--reason",
+            "changed mind",
+            "--json",
+        ],
         true,
         &[("consent.withdraw", &c, "ok")],
     );
@@ -166,40 +248,111 @@ fn every_photo_action_is_audited_exactly_once() {
     walk.step(
         &["dsr", "package", &case, "--out", pkg.to_str().unwrap()],
         true,
-        &[("asset.download", &a, "ok"), ("dsr.package", &format!("case:{case}"), "ok")],
+        &[
+            ("asset.download", &a, "ok"),
+            ("dsr.package", &format!("case:{case}"), "ok"),
+        ],
     );
     let cs = format!("case:{case}");
     let lea = json_field(&opened[0], "person");
     let lea_obj = format!("person:{lea}");
-    walk.step(&["consent", "show", &consent, "--json"], true, &[("consent.view", &c, "ok")]);
-    walk.step(&["consent", "list", "--json"], true, &[("consent.list", "consents", "ok")]);
-    walk.step(&["licence", "show", &asset, "--json"], true, &[("licence.view", &a, "ok")]);
-    let dump = env.root().join("dump.jsonl");
-    walk.step(&["export", "-o", dump.to_str().unwrap()], true, &[("catalogue.export", "catalogue", "ok")]);
-    walk.step(&["search", "--face", &f0, "--json"], true, &[("search.face", &format!("face:{f0}"), "ok")]);
-    walk.step(&["faces", "incidental", &f1, "--json"], true, &[("face.incidental", &format!("face:{f1}"), "ok")]);
-    walk.step(&["faces", "not-a-face", &f1, "--json"], true, &[("face.not_a_face", &format!("face:{f1}"), "ok")]);
-    walk.step(&["dsr", "find", &case, "--json"], true, &[("dsr.find", &cs, "ok")]);
     walk.step(
-        &["dsr", "extend", &case, "--months", "1", "--reason", "many archives", "--json"],
+        &["consent", "show", &consent, "--json"],
+        true,
+        &[("consent.view", &c, "ok")],
+    );
+    walk.step(
+        &["consent", "list", "--json"],
+        true,
+        &[("consent.list", "consents", "ok")],
+    );
+    walk.step(
+        &["licence", "show", &asset, "--json"],
+        true,
+        &[("licence.view", &a, "ok")],
+    );
+    let dump = env.root().join("dump.jsonl");
+    walk.step(
+        &["export", "-o", dump.to_str().unwrap()],
+        true,
+        &[("catalogue.export", "catalogue", "ok")],
+    );
+    walk.step(
+        &["search", "--face", &f0, "--json"],
+        true,
+        &[("search.face", &format!("face:{f0}"), "ok")],
+    );
+    walk.step(
+        &["faces", "incidental", &f1, "--json"],
+        true,
+        &[("face.incidental", &format!("face:{f1}"), "ok")],
+    );
+    walk.step(
+        &["faces", "not-a-face", &f1, "--json"],
+        true,
+        &[("face.not_a_face", &format!("face:{f1}"), "ok")],
+    );
+    walk.step(
+        &["dsr", "find", &case, "--json"],
+        true,
+        &[("dsr.find", &cs, "ok")],
+    );
+    walk.step(
+        &[
+            "dsr",
+            "extend",
+            &case,
+            "--months",
+            "1",
+            "--reason",
+            "many archives",
+            "--json",
+        ],
         true,
         &[("dsr.extend", &cs, "ok")],
     );
     walk.step(
         &["dsr", "restrict", &case, "--json"],
         true,
-        &[("restriction.add", &lea_obj, "ok"), ("dsr.restrict", &cs, "ok")],
+        &[
+            ("restriction.add", &lea_obj, "ok"),
+            ("dsr.restrict", &cs, "ok"),
+        ],
     );
     walk.step(
         &["dsr", "erase", &case, "--mode", "whole", "--json"],
         true,
-        &[("asset.erase", &a, "ok"), ("person.templates.erase", &lea_obj, "ok"), ("dsr.erase", &cs, "ok")],
+        &[
+            ("asset.erase", &a, "ok"),
+            ("person.templates.erase", &lea_obj, "ok"),
+            ("dsr.erase", &cs, "ok"),
+        ],
     );
-    walk.step(&["assets", "show", &asset, "--json"], false, &[("asset.view", &a, "refused")]);
-    walk.step(&["dsr", "close", &case, "--result", "erased", "--json"], true, &[("dsr.close", &cs, "ok")]);
-    walk.step(&["audit", "checkpoint"], true, &[("audit.checkpoint", "audit", "ok")]);
-    walk.step(&["audit", "verify", "--json"], true, &[("audit.verify", "audit", "ok")]);
-    walk.step(&["audit", "checkpoints"], true, &[("audit.checkpoints", "audit", "ok")]);
+    walk.step(
+        &["assets", "show", &asset, "--json"],
+        false,
+        &[("asset.view", &a, "refused")],
+    );
+    walk.step(
+        &["dsr", "close", &case, "--result", "erased", "--json"],
+        true,
+        &[("dsr.close", &cs, "ok")],
+    );
+    walk.step(
+        &["audit", "checkpoint"],
+        true,
+        &[("audit.checkpoint", "audit", "ok")],
+    );
+    walk.step(
+        &["audit", "verify", "--json"],
+        true,
+        &[("audit.verify", "audit", "ok")],
+    );
+    walk.step(
+        &["audit", "checkpoints"],
+        true,
+        &[("audit.checkpoints", "audit", "ok")],
+    );
 
     // Who: the Unix user behind the CLI, through the socket.
     let log = env.cli_json_lines(&["audit", "export"]);
@@ -218,11 +371,17 @@ fn every_photo_action_is_audited_exactly_once() {
     // The same action without the daemon: the CLI opens the store itself.
     daemon.stop();
     let before = last_seq(&env);
-    env.cli_json_lines(&["assets", "show", &asset, "--json"]);
+    env.cli_json_lines(&["assets", "list", "--json"]);
     let direct = env.cli_json_lines(&["audit", "export"]);
-    let view = direct.iter().find(|e| e["seq"].as_u64().unwrap() > before && e["action"] == "asset.view").unwrap();
+    let view = direct
+        .iter()
+        .find(|e| e["seq"].as_u64().unwrap() > before && e["action"] == "asset.list")
+        .unwrap();
     assert_eq!(view["via"], "cli");
     let verify = env.cli_json_lines(&["audit", "verify", "--json"]);
     assert_eq!(verify[0]["ok"], true, "{verify:?}");
-    assert!(verify[0]["checkpoints"].as_u64().unwrap() >= 1, "a checkpoint at the daemon's stop");
+    assert!(
+        verify[0]["checkpoints"].as_u64().unwrap() >= 1,
+        "a checkpoint at the daemon's stop"
+    );
 }

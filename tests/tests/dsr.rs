@@ -21,7 +21,10 @@ const WRAPPED_KEY_LEN: usize = 73;
 const KEYS_MAGIC_LEN: usize = 24;
 
 fn json_field(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}")).to_owned()
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+        .to_owned()
 }
 
 fn ok(env: &Env, args: &[&str]) -> Vec<Value> {
@@ -29,7 +32,10 @@ fn ok(env: &Env, args: &[&str]) -> Vec<Value> {
 }
 
 fn files_sorted(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -47,7 +53,9 @@ fn catalogue(env: &Env) -> BTreeMap<String, Value> {
 /// documented layout of `asset-keys/`).
 fn wrapped_key(env: &Env, asset: &str) -> Option<Vec<u8>> {
     let bucket = std::fs::read(env.data.join("asset-keys").join(&asset[..2])).ok()?;
-    let id: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&asset[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let id: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&asset[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     bucket[KEYS_MAGIC_LEN..]
         .chunks_exact(32 + WRAPPED_KEY_LEN)
         .find(|e| e[..32] == id[..])
@@ -90,9 +98,29 @@ fn face_refs_of(asset: &Value, pred: impl Fn(&Value) -> bool) -> Vec<String> {
 /// Opens a case, finds the person's faces from a reference photo, and
 /// reviews them the way an officer would: confirms faces in the person's own
 /// photos (`truth`, by asset id), rejects the rest. Returns the case id.
-fn open_and_review(env: &Env, person: &str, person_id: &str, kind: &str, reference: &Path, truth: &BTreeSet<String>) -> String {
-    let case = json_field(&ok(env, &["dsr", "open", person, "--kind", kind, "--json"])[0], "id");
-    let found = ok(env, &["dsr", "find", &case, "--photo", reference.to_str().unwrap(), "--json"]);
+fn open_and_review(
+    env: &Env,
+    person: &str,
+    person_id: &str,
+    kind: &str,
+    reference: &Path,
+    truth: &BTreeSet<String>,
+) -> String {
+    let case = json_field(
+        &ok(env, &["dsr", "open", person, "--kind", kind, "--json"])[0],
+        "id",
+    );
+    let found = ok(
+        env,
+        &[
+            "dsr",
+            "find",
+            &case,
+            "--photo",
+            reference.to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(found.iter().any(|f| f["how"] == "confirmed"), "{found:?}");
     let cat = catalogue(env);
     for f in &found {
@@ -126,18 +154,34 @@ fn find_package_erase_restore_and_deadlines() {
     let mut person: BTreeMap<&str, String> = BTreeMap::new();
     for name in ["obama", "angelina", "penny"] {
         let files = files_sorted(&ids.join(name));
-        let added = ok(&env, &["people", "add", name, "--photo", files[0].to_str().unwrap(), "--json"]);
+        let added = ok(
+            &env,
+            &[
+                "people",
+                "add",
+                name,
+                "--photo",
+                files[0].to_str().unwrap(),
+                "--json",
+            ],
+        );
         person.insert(name, json_field(&added[0]["person"], "id"));
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             truth.entry(name).or_default().insert(blake3_hex(&bytes));
             if f != &files[0] {
-                env.drop_file(&format!("{name}__{}", f.file_name().unwrap().to_string_lossy()), &bytes);
+                env.drop_file(
+                    &format!("{name}__{}", f.file_name().unwrap().to_string_lossy()),
+                    &bytes,
+                );
             }
         }
     }
     for f in files_sorted(&ids.join("John_Salley")).into_iter().take(4) {
-        env.drop_file(&format!("john__{}", f.file_name().unwrap().to_string_lossy()), &std::fs::read(f).unwrap());
+        env.drop_file(
+            &format!("john__{}", f.file_name().unwrap().to_string_lossy()),
+            &std::fs::read(f).unwrap(),
+        );
     }
     let two = std::fs::read(data.join("faces/groups/fr_two_people.jpg")).unwrap();
     env.drop_file("two.jpg", &two);
@@ -145,32 +189,68 @@ fn find_package_erase_restore_and_deadlines() {
 
     // ---- access (Art. 15/20): exactly obama's photos.
     let obama_ref = files_sorted(&ids.join("obama"))[1].clone();
-    let case = open_and_review(&env, "obama", &person["obama"], "access", &obama_ref, &truth["obama"]);
+    let case = open_and_review(
+        &env,
+        "obama",
+        &person["obama"],
+        "access",
+        &obama_ref,
+        &truth["obama"],
+    );
     let pkg = env.root().join("obama.zip");
     let out = env.cli(&["dsr", "package", &case, "--out", pkg.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if have_tool("unzip") {
-        let t = std::process::Command::new("unzip").arg("-t").arg(&pkg).output().unwrap();
-        assert!(t.status.success(), "unzip -t: {}", String::from_utf8_lossy(&t.stdout));
+        let t = std::process::Command::new("unzip")
+            .arg("-t")
+            .arg(&pkg)
+            .output()
+            .unwrap();
+        assert!(
+            t.status.success(),
+            "unzip -t: {}",
+            String::from_utf8_lossy(&t.stdout)
+        );
     }
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&pkg).unwrap()).unwrap();
     let subject: Value = {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut zip.by_name("subject.json").unwrap(), &mut text).unwrap();
+        std::io::Read::read_to_string(&mut zip.by_name("subject.json").unwrap(), &mut text)
+            .unwrap();
         serde_json::from_str(&text).unwrap()
     };
-    let in_package: BTreeSet<String> =
-        subject["photos"].as_array().unwrap().iter().map(|p| json_field(p, "asset")).collect();
-    assert_eq!(&in_package, &truth["obama"], "the package holds exactly obama's photos");
+    let in_package: BTreeSet<String> = subject["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json_field(p, "asset"))
+        .collect();
+    assert_eq!(
+        &in_package, &truth["obama"],
+        "the package holds exactly obama's photos"
+    );
     for p in subject["photos"].as_array().unwrap() {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut zip.by_name(p["file"].as_str().unwrap()).unwrap(), &mut bytes).unwrap();
-        assert_eq!(blake3_hex(&bytes), json_field(p, "asset"), "the original, decrypted");
+        std::io::Read::read_to_end(
+            &mut zip.by_name(p["file"].as_str().unwrap()).unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(
+            blake3_hex(&bytes),
+            json_field(p, "asset"),
+            "the original, decrypted"
+        );
         assert!(zip.by_name(p["xmp"].as_str().unwrap()).is_ok());
     }
     assert_eq!(subject["templates_included"], false);
     assert_eq!(subject["person"]["name"], "obama");
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/src/dsr/access-package.schema.json");
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/src/dsr/access-package.schema.json");
     let subject_file = env.root().join("subject.json");
     std::fs::write(&subject_file, subject.to_string()).unwrap();
     match consentry_tests::python_with("jsonschema") {
@@ -192,44 +272,127 @@ fn find_package_erase_restore_and_deadlines() {
                 std::env::var("CONSENTRY_REQUIRE_TESTDATA").as_deref() != Ok("1"),
                 "python3 with jsonschema is required under CI (make deps installs python3-jsonschema)"
             );
-            eprintln!("SKIPPED: schema validation: no python3 with jsonschema (make deps installs python3-jsonschema)");
+            eprintln!(
+                "SKIPPED: schema validation: no python3 with jsonschema (make deps installs python3-jsonschema)"
+            );
         }
     }
-    ok(&env, &["dsr", "close", &case, "--result", "package sent by registered mail", "--json"]);
+    ok(
+        &env,
+        &[
+            "dsr",
+            "close",
+            &case,
+            "--result",
+            "package sent by registered mail",
+            "--json",
+        ],
+    );
 
     // ---- restriction (Art. 18/21): penny is blocked everywhere, recognition off.
     let penny_ref = files_sorted(&ids.join("penny"))[0].clone();
-    let case_p = open_and_review(&env, "penny", &person["penny"], "restriction", &penny_ref, &truth["penny"]);
-    ok(&env, &["dsr", "restrict", &case_p, "--opt-out-recognition", "--json"]);
+    let case_p = open_and_review(
+        &env,
+        "penny",
+        &person["penny"],
+        "restriction",
+        &penny_ref,
+        &truth["penny"],
+    );
+    ok(
+        &env,
+        &[
+            "dsr",
+            "restrict",
+            &case_p,
+            "--opt-out-recognition",
+            "--json",
+        ],
+    );
     let penny_asset = truth["penny"].iter().next().unwrap().clone();
-    let d = &ok(&env, &["decide", &penny_asset, "--purpose", "internal", "--json"])[0];
+    let d = &ok(
+        &env,
+        &["decide", &penny_asset, "--purpose", "internal", "--json"],
+    )[0];
     assert_eq!(d["allowed"], false, "{d}");
-    assert!(d["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "person_restricted"), "{d}");
+    assert!(
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "person_restricted"),
+        "{d}"
+    );
 
     // ---- deadlines: received long ago → overdue; an extension records its reason.
     let late = json_field(
-        &ok(&env, &["dsr", "open", "obama", "--kind", "rectification", "--received", "2026-01-31", "--json"])[0],
+        &ok(
+            &env,
+            &[
+                "dsr",
+                "open",
+                "obama",
+                "--kind",
+                "rectification",
+                "--received",
+                "2026-01-31",
+                "--json",
+            ],
+        )[0],
         "id",
     );
     let due = ok(&env, &["dsr", "list", "--due", "--json"]);
-    let listed = due.iter().find(|c| c["id"] == late.as_str()).expect("an overdue case is listed");
+    let listed = due
+        .iter()
+        .find(|c| c["id"] == late.as_str())
+        .expect("an overdue case is listed");
     assert_eq!(listed["due"], "2026-02-28");
     assert_eq!(listed["overdue"], true);
-    let extended = &ok(&env, &["dsr", "extend", &late, "--months", "2", "--reason", "archive boxes to search", "--json"])[0];
+    let extended = &ok(
+        &env,
+        &[
+            "dsr",
+            "extend",
+            &late,
+            "--months",
+            "2",
+            "--reason",
+            "archive boxes to search",
+            "--json",
+        ],
+    )[0];
     assert_eq!(extended["due"], "2026-04-30");
-    assert_eq!(extended["extensions"][0]["reason"], "archive boxes to search");
-    assert!(!env.cli(&["dsr", "extend", &late, "--months", "1", "--reason", "more"]).status.success());
+    assert_eq!(
+        extended["extensions"][0]["reason"],
+        "archive boxes to search"
+    );
+    assert!(
+        !env.cli(&["dsr", "extend", &late, "--months", "1", "--reason", "more"])
+            .status
+            .success()
+    );
 
     // ---- erasure (Art. 17) of angelina, with a backup taken before it.
     let angelina_ref = files_sorted(&ids.join("angelina"))[2].clone();
-    let case_e = open_and_review(&env, "angelina", &person["angelina"], "erasure", &angelina_ref, &truth["angelina"]);
+    let case_e = open_and_review(
+        &env,
+        "angelina",
+        &person["angelina"],
+        "erasure",
+        &angelina_ref,
+        &truth["angelina"],
+    );
     let before = catalogue(&env);
     let doomed: Vec<String> = truth["angelina"].iter().cloned().collect();
     let mut keys = Vec::new();
     let mut blobs = Vec::new();
     for a in &doomed {
-        let key = wrapped_key(&env, a).expect("every stored photo has its wrapped key in asset-keys/");
-        assert!(!files_containing(&env.data, &key).is_empty(), "positive control: the key is found before");
+        let key =
+            wrapped_key(&env, a).expect("every stored photo has its wrapped key in asset-keys/");
+        assert!(
+            !files_containing(&env.data, &key).is_empty(),
+            "positive control: the key is found before"
+        );
         keys.push(key);
         blobs.extend(blob_ids(&before[a]));
     }
@@ -237,34 +400,63 @@ fn find_package_erase_restore_and_deadlines() {
     let backup = env.root().join("before-erasure.zip");
     let b = env.cli(&["backup", "--out", backup.to_str().unwrap()]);
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    let daemon = env.start();
+    let mut daemon = env.start();
     let erased = ok(&env, &["dsr", "erase", &case_e, "--json"]);
-    let erased_assets: BTreeSet<String> =
-        erased.iter().filter(|e| e["how"] == "erased").map(|e| json_field(e, "asset")).collect();
-    assert_eq!(erased_assets, truth["angelina"], "single-person photos are erased whole");
+    let erased_assets: BTreeSet<String> = erased
+        .iter()
+        .filter(|e| e["how"] == "erased")
+        .map(|e| json_field(e, "asset"))
+        .collect();
+    assert_eq!(
+        erased_assets, truth["angelina"],
+        "single-person photos are erased whole"
+    );
 
     let check_gone = |env: &Env, when: &str| {
         let cat = catalogue(env);
         for a in &doomed {
-            assert!(!cat.contains_key(a), "{when}: asset {a} still in the catalogue");
-            assert!(!env.cli(&["assets", "show", a]).status.success(), "{when}: {a} still shown");
+            assert!(
+                !cat.contains_key(a),
+                "{when}: asset {a} still in the catalogue"
+            );
+            assert!(
+                !env.cli(&["assets", "show", a]).status.success(),
+                "{when}: {a} still shown"
+            );
         }
         for key in &keys {
             let found = files_containing(&env.data, key);
-            assert!(found.is_empty(), "{when}: a wrapped key of an erased photo remains in {found:?}");
+            assert!(
+                found.is_empty(),
+                "{when}: a wrapped key of an erased photo remains in {found:?}"
+            );
         }
         let on_disk: BTreeSet<String> = files_under(&env.data.join("blobs"))
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         for blob in &blobs {
-            assert!(!on_disk.contains(blob), "{when}: blob {blob} (original or thumbnail) remains");
+            assert!(
+                !on_disk.contains(blob),
+                "{when}: blob {blob} (original or thumbnail) remains"
+            );
         }
         // No template of her: nothing found near her reference photo, and the
         // person holds no templates.
-        let hits = ok(env, &["search", "--photo", angelina_ref.to_str().unwrap(), "--json"]);
+        let hits = ok(
+            env,
+            &[
+                "search",
+                "--photo",
+                angelina_ref.to_str().unwrap(),
+                "--json",
+            ],
+        );
         for h in &hits {
-            assert!(!truth["angelina"].contains(h["asset"].as_str().unwrap_or_default()), "{when}: {h}");
+            assert!(
+                !truth["angelina"].contains(h["asset"].as_str().unwrap_or_default()),
+                "{when}: {h}"
+            );
             assert_ne!(h["person"], person["angelina"].as_str(), "{when}: {h}");
         }
         let verify = &ok(env, &["audit", "verify", "--json"])[0];
@@ -272,15 +464,43 @@ fn find_package_erase_restore_and_deadlines() {
         let log = ok(env, &["audit", "export"]);
         for a in &doomed {
             assert!(
-                log.iter().any(|e| e["action"] == "asset.erase" && e["object"] == format!("asset:{a}").as_str()),
+                log.iter().any(|e| e["action"] == "asset.erase"
+                    && e["object"] == format!("asset:{a}").as_str()),
                 "{when}: the audit log shows the erasure of {a}"
             );
         }
     };
     check_gone(&env, "after the erasure");
+    // Someone drops one of her photos again: it is not stored again.
+    let again = std::fs::read(files_sorted(&ids.join("angelina"))[3].clone()).unwrap();
+    env.drop_file("angelina-again.jpg", &again);
+    env.wait_drained(&mut daemon, Duration::from_secs(120));
+    assert!(
+        !catalogue(&env).contains_key(&blake3_hex(&again)),
+        "an erased photo is not ingested again"
+    );
+    let refused = ok(&env, &["audit", "export"]);
+    assert!(
+        refused.iter().any(|e| e["action"] == "asset.ingest"
+            && e["outcome"] == "refused"
+            && e["object"] == format!("asset:{}", blake3_hex(&again)).as_str()),
+        "the refused drop is audited"
+    );
     let ledger = std::fs::read_to_string(env.root().join("ledger/erasures")).unwrap();
-    assert_eq!(ledger.lines().filter(|l| l.starts_with("v1 erase ")).count(), doomed.len());
-    assert_eq!(ledger.lines().filter(|l| l.starts_with("v1 forget-person ")).count(), 1);
+    assert_eq!(
+        ledger
+            .lines()
+            .filter(|l| l.starts_with("v1 erase "))
+            .count(),
+        doomed.len()
+    );
+    assert_eq!(
+        ledger
+            .lines()
+            .filter(|l| l.starts_with("v1 forget-person "))
+            .count(),
+        1
+    );
     assert!(!ledger.contains("angelina"), "ids only");
 
     // ---- redaction: the bystander leaves, Léa's photo stays.
@@ -288,17 +508,41 @@ fn find_package_erase_restore_and_deadlines() {
     let two_rec = &catalogue(&env)[&two_id];
     let faces = face_refs_of(two_rec, |_| true);
     assert_eq!(faces.len(), 2);
-    ok(&env, &["people", "add", "Lea", "--face", &faces[0], "--json"]);
-    ok(&env, &["people", "add", "Bystander", "--face", &faces[1], "--json"]);
-    let case_r = json_field(&ok(&env, &["dsr", "open", "Bystander", "--kind", "erasure", "--json"])[0], "id");
+    ok(
+        &env,
+        &["people", "add", "Lea", "--face", &faces[0], "--json"],
+    );
+    ok(
+        &env,
+        &["people", "add", "Bystander", "--face", &faces[1], "--json"],
+    );
+    let case_r = json_field(
+        &ok(
+            &env,
+            &["dsr", "open", "Bystander", "--kind", "erasure", "--json"],
+        )[0],
+        "id",
+    );
     let old_two_key = wrapped_key(&env, &two_id).unwrap();
     let redacted = ok(&env, &["dsr", "erase", &case_r, "--json"]);
     assert_eq!(redacted[0]["how"], "redacted", "{redacted:?}");
-    assert!(files_containing(&env.data, &old_two_key).is_empty(), "the old key of a redacted photo is gone");
+    assert!(
+        files_containing(&env.data, &old_two_key).is_empty(),
+        "the old key of a redacted photo is gone"
+    );
     let after = &catalogue(&env)[&two_id];
-    assert_eq!(after["faces"].as_array().unwrap().len(), 1, "only Léa's face is left");
+    assert_eq!(
+        after["faces"].as_array().unwrap().len(),
+        1,
+        "only Léa's face is left"
+    );
     for blob in blob_ids(two_rec) {
-        assert!(!files_under(&env.data.join("blobs")).iter().any(|p| p.ends_with(&blob)), "old blob {blob} remains");
+        assert!(
+            !files_under(&env.data.join("blobs"))
+                .iter()
+                .any(|p| p.ends_with(&blob)),
+            "old blob {blob} remains"
+        );
     }
     daemon.stop();
 
@@ -307,19 +551,31 @@ fn find_package_erase_restore_and_deadlines() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let said = String::from_utf8_lossy(&r.stdout);
     assert!(
-        said.contains(&format!("{} photo(s) erased or redacted since the backup were erased again", doomed.len() + 1))
-            && said.contains("the templates of 1 person(s)"),
+        said.contains(&format!(
+            "{} photo(s) erased or redacted since the backup were erased again",
+            doomed.len() + 1
+        )) && said.contains("the templates of 1 person(s)"),
         "{said}"
     );
     let daemon = env.start();
     check_gone(&env, "after restoring the older backup");
     let restored_two = &catalogue(&env)[&two_id];
-    assert_eq!(restored_two["faces"].as_array().unwrap().len(), 1, "the redaction is replayed");
-    assert!(files_containing(&env.data, &old_two_key).is_empty(), "the replayed redaction destroyed the backup's key");
+    assert_eq!(
+        restored_two["faces"].as_array().unwrap().len(),
+        1,
+        "the redaction is replayed"
+    );
+    assert!(
+        files_containing(&env.data, &old_two_key).is_empty(),
+        "the replayed redaction destroyed the backup's key"
+    );
     let angelina = &ok(&env, &["people", "show", &person["angelina"], "--json"])[0];
     assert_eq!(angelina["person"]["recognition"], "opted-out", "{angelina}");
     let log = ok(&env, &["audit", "export"]);
     assert!(log.iter().any(|e| e["action"] == "store.restore"));
-    assert!(log.iter().any(|e| e["action"] == "asset.erase" && e["details"]["replayed"] == "erasure ledger"));
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "asset.erase" && e["details"]["replayed"] == "erasure ledger")
+    );
     daemon.stop();
 }

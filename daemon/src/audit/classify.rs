@@ -37,15 +37,22 @@ fn person(person: &str) -> String {
 fn people(request: &PeopleRequest) -> Vec<Entry> {
     use PeopleRequest as P;
     match request {
-        P::Add { name, faces, photos, .. } => {
+        P::Add {
+            name,
+            faces,
+            photos,
+            ..
+        } => {
             let mut entries = vec![
                 Entry::new("person.add", person(name))
                     .with("faces", faces.len())
                     .with("photos", photos.len()),
             ];
-            entries.extend(faces.iter().map(|f| {
-                Entry::new("face.confirm", face(f)).with("person", name)
-            }));
+            entries.extend(
+                faces
+                    .iter()
+                    .map(|f| Entry::new("face.confirm", face(f)).with("person", name)),
+            );
             entries
         }
         P::List { .. } => vec![Entry::new("person.list", "people")],
@@ -53,7 +60,11 @@ fn people(request: &PeopleRequest) -> Vec<Entry> {
         P::Merge { into, from } => {
             vec![Entry::new("person.merge", person(into)).with("from", from)]
         }
-        P::Split { person: p, faces, name } => vec![
+        P::Split {
+            person: p,
+            faces,
+            name,
+        } => vec![
             Entry::new("person.split", person(p))
                 .with("faces", faces.join(" "))
                 .with("new_person", name),
@@ -63,10 +74,17 @@ fn people(request: &PeopleRequest) -> Vec<Entry> {
             seq.map_or("people".to_owned(), |s| format!("people-op:{s}")),
         )],
         P::History => vec![Entry::new("people.history", "people")],
-        P::Recognition { person: p, recognition } => vec![
+        P::Recognition {
+            person: p,
+            recognition,
+        } => vec![
             Entry::new("person.recognition", person(p)).with("recognition", recognition.as_str()),
         ],
-        P::Set { person: p, kind, born } => {
+        P::Set {
+            person: p,
+            kind,
+            born,
+        } => {
             let mut e = Entry::new("person.edit", person(p));
             if let Some(kind) = kind {
                 e = e.with("kind", format!("{kind:?}").to_lowercase());
@@ -76,7 +94,10 @@ fn people(request: &PeopleRequest) -> Vec<Entry> {
             }
             vec![e]
         }
-        P::Incidental { face: f, incidental } => {
+        P::Incidental {
+            face: f,
+            incidental,
+        } => {
             vec![Entry::new("face.incidental", face(f)).with("incidental", incidental)]
         }
         P::Confirm { face: f, person: p } => {
@@ -95,7 +116,9 @@ fn people(request: &PeopleRequest) -> Vec<Entry> {
             .map(|a| Entry::new("asset.redetect", format!("asset:{a}")))
             .collect(),
         P::ClustersList => vec![Entry::new("cluster.list", "clusters")],
-        P::ClustersName { cluster, person: p, .. } => {
+        P::ClustersName {
+            cluster, person: p, ..
+        } => {
             vec![Entry::new("cluster.name", format!("cluster:{cluster}")).with("person", p)]
         }
         P::ClustersDismiss { cluster } => {
@@ -129,25 +152,51 @@ fn rights(request: &RightsRequest) -> Vec<Entry> {
                 .with("recognition", consent.recognition)
                 .with("document", document.is_some()),
         ],
-        R::ConsentWithdraw { id, .. } => vec![Entry::new("consent.withdraw", format!("consent:{id}"))],
+        R::ConsentWithdraw { id, .. } => {
+            vec![Entry::new("consent.withdraw", format!("consent:{id}"))]
+        }
         R::ConsentList { person: p, .. } => vec![Entry::new(
             "consent.list",
             p.as_deref().map_or("consents".to_owned(), person),
         )],
         R::ConsentShow { id } => vec![Entry::new("consent.view", format!("consent:{id}"))],
         R::ConsentDocument { id } => {
-            vec![Entry::new("consent.document.download", format!("consent:{id}"))]
+            vec![Entry::new(
+                "consent.document.download",
+                format!("consent:{id}"),
+            )]
         }
-        R::LicenceSet { scope: s, document, .. } => {
+        R::LicenceSet {
+            scope: s, document, ..
+        } => {
             vec![Entry::new("licence.set", scope(s)).with("document", document.is_some())]
         }
         R::LicenceShow { asset } => vec![Entry::new("licence.view", format!("asset:{asset}"))],
-        R::Restrict { subject, person: is_person, restricted, .. } => vec![Entry::new(
-            if *restricted { "restriction.add" } else { "restriction.lift" },
-            if *is_person { person(subject) } else { format!("asset:{subject}") },
+        R::Restrict {
+            subject,
+            person: is_person,
+            restricted,
+            ..
+        } => vec![Entry::new(
+            if *restricted {
+                "restriction.add"
+            } else {
+                "restriction.lift"
+            },
+            if *is_person {
+                person(subject)
+            } else {
+                format!("asset:{subject}")
+            },
         )],
-        R::Decide { asset, purpose, date, .. } => {
-            let mut e = Entry::new("asset.decide", format!("asset:{asset}")).with("purpose", purpose);
+        R::Decide {
+            asset,
+            purpose,
+            date,
+            ..
+        } => {
+            let mut e =
+                Entry::new("asset.decide", format!("asset:{asset}")).with("purpose", purpose);
             if let Some(d) = date {
                 e = e.with("date", d);
             }
@@ -163,7 +212,13 @@ fn rights(request: &RightsRequest) -> Vec<Entry> {
         }
         R::ReportWithdrawn { .. } => vec![Entry::new("report.withdrawn", "rights")],
         R::RemindersRun => vec![Entry::new("reminders.run", "reminders")],
-        R::Export { assets, purpose, redact, xmp, .. } => assets
+        R::Export {
+            assets,
+            purpose,
+            redact,
+            xmp,
+            ..
+        } => assets
             .iter()
             .map(|a| {
                 Entry::new("asset.export", format!("asset:{a}"))

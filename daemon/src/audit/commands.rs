@@ -52,7 +52,9 @@ fn line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), String> {
 pub fn answer(request: &AuditRequest, audit: &Audit, out: &mut dyn Write) -> Result<(), String> {
     let fail = |e: super::AuditError| e.to_string();
     match request {
-        AuditRequest::Verify { checkpoints } => line(out, &audit.verify(checkpoints).map_err(fail)?),
+        AuditRequest::Verify { checkpoints } => {
+            line(out, &audit.verify(checkpoints).map_err(fail)?)
+        }
         AuditRequest::Export { since_ms, format } => {
             let events = audit.events_since(*since_ms).map_err(fail)?;
             match format {

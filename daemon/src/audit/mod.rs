@@ -225,7 +225,12 @@ impl Audit {
 
     /// Appends one event. Callers that hand data out do so only after this
     /// returned `Ok`.
-    pub fn record(&self, actor: &Actor, outcome: Outcome, entry: Entry) -> Result<Event, AuditError> {
+    pub fn record(
+        &self,
+        actor: &Actor,
+        outcome: Outcome,
+        entry: Entry,
+    ) -> Result<Event, AuditError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let mut event = Event {
             seq: head.seq + 1,
@@ -277,7 +282,8 @@ impl Audit {
 
     fn checkpoint_locked(&self, head: &mut Head) -> Result<Checkpoint, AuditError> {
         let checkpoint = self.key.sign(head.seq, &head.hash, crate::clock::now_ms());
-        self.store.audit_put_checkpoint(checkpoint.seq, &checkpoint)?;
+        self.store
+            .audit_put_checkpoint(checkpoint.seq, &checkpoint)?;
         self.store.flush()?;
         head.checkpointed = head.seq;
         Ok(checkpoint)

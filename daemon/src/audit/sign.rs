@@ -60,7 +60,9 @@ impl SigningKey {
                 let mut seed = [0u8; 32];
                 fill_random(&mut seed).map_err(|e| err(e.to_string()))?;
                 write_new(path, &hex_encode(&seed)).map_err(|e| {
-                    err(format!("cannot create it ({e}); create its folder or set audit.signing_key_file"))
+                    err(format!(
+                        "cannot create it ({e}); create its folder or set audit.signing_key_file"
+                    ))
                 })?;
                 log::info!(target: "consentry::audit", path = path.display().to_string().as_str(); "created the audit signing key");
                 seed.to_vec()

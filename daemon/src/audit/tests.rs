@@ -36,13 +36,20 @@ fn fixture(checkpoint_every: u64) -> Fixture {
 }
 
 fn alice() -> Actor {
-    Actor { name: "alice".into(), via: "cli".into() }
+    Actor {
+        name: "alice".into(),
+        via: "cli".into(),
+    }
 }
 
 fn fill(f: &Fixture, n: u64) {
     for i in 0..n {
         f.audit
-            .record(&alice(), Outcome::Ok, Entry::new("asset.view", format!("asset:{i:064x}")).with("i", i))
+            .record(
+                &alice(),
+                Outcome::Ok,
+                Entry::new("asset.view", format!("asset:{i:064x}")).with("i", i),
+            )
             .unwrap();
     }
 }
@@ -70,7 +77,10 @@ fn an_untouched_chain_verifies_and_links_every_event() {
     }
     // The key file is private and outside the data directory.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(f.dir.path().join("keys/audit-signing.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(f.dir.path().join("keys/audit-signing.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -209,10 +219,19 @@ fn the_chain_continues_after_reopening() {
     let (store, _) = Store::open(&config).unwrap();
     let audit = Audit::open(
         Arc::new(store),
-        &AuditConfig { signing_key_file: key_file, checkpoint_every: 100 },
+        &AuditConfig {
+            signing_key_file: key_file,
+            checkpoint_every: 100,
+        },
     )
     .unwrap();
-    let e = audit.record(&alice(), Outcome::Refused, Entry::new("asset.download", "asset:x")).unwrap();
+    let e = audit
+        .record(
+            &alice(),
+            Outcome::Refused,
+            Entry::new("asset.download", "asset:x"),
+        )
+        .unwrap();
     assert_eq!(e.seq, 4);
     assert!(audit.verify(&[]).unwrap().ok);
 }

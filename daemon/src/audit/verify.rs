@@ -52,7 +52,10 @@ pub fn verify(
         if raw.seq != expected {
             note(
                 expected,
-                format!("event {expected} is missing (the next stored is {})", raw.seq),
+                format!(
+                    "event {expected} is missing (the next stored is {})",
+                    raw.seq
+                ),
                 &mut bad,
             );
             continue;
@@ -60,14 +63,21 @@ pub fn verify(
         let event = match raw.event {
             Ok(event) => event,
             Err(e) => {
-                note(raw.seq, format!("event {} was altered: {e}", raw.seq), &mut bad);
+                note(
+                    raw.seq,
+                    format!("event {} was altered: {e}", raw.seq),
+                    &mut bad,
+                );
                 continue;
             }
         };
         if event.seq != raw.seq {
             note(
                 raw.seq,
-                format!("event {} is stored in the place of event {}", event.seq, raw.seq),
+                format!(
+                    "event {} is stored in the place of event {}",
+                    event.seq, raw.seq
+                ),
                 &mut bad,
             );
             continue;
@@ -81,7 +91,11 @@ pub fn verify(
             continue;
         }
         if event.compute_hash() != event.hash {
-            note(raw.seq, format!("event {} was altered (hash)", raw.seq), &mut bad);
+            note(
+                raw.seq,
+                format!("event {} was altered (hash)", raw.seq),
+                &mut bad,
+            );
             continue;
         }
         prev = event.hash.clone();
@@ -109,7 +123,10 @@ pub fn verify(
         if !cp.signed_by(public_key) {
             note(
                 cp.seq,
-                format!("the checkpoint at event {} is not signed by the audit key", cp.seq),
+                format!(
+                    "the checkpoint at event {} is not signed by the audit key",
+                    cp.seq
+                ),
                 &mut bad,
             );
             continue;
@@ -118,7 +135,10 @@ pub fn verify(
             Some(hash) if *hash == cp.hash => checkpointed_seq = checkpointed_seq.max(cp.seq),
             Some(_) => note(
                 cp.seq,
-                format!("the log up to event {} differs from its signed checkpoint (rewritten)", cp.seq),
+                format!(
+                    "the log up to event {} differs from its signed checkpoint (rewritten)",
+                    cp.seq
+                ),
                 &mut bad,
             ),
             None if cp.seq > last_seq && bad.is_none() => note(

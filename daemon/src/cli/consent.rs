@@ -403,27 +403,22 @@ pub fn write_files(
             .with_context(|| format!("cannot create {}", target.display()))?;
     }
     let mut written = Vec::new();
-    query(
-        config,
-        daemon,
-        request,
-        &mut |line| {
-            let file: ExportedFile = serde_json::from_str(line).map_err(std::io::Error::other)?;
-            let bytes = hex_decode(&file.hex)
-                .ok_or_else(|| std::io::Error::other("bad hex in the reply"))?;
-            let name = Path::new(&file.name)
-                .file_name()
-                .ok_or_else(|| std::io::Error::other("a file name without a name"))?;
-            let path = if single_file {
-                target.to_path_buf()
-            } else {
-                target.join(name)
-            };
-            super::create_private(&path)?.write_all(&bytes)?;
-            written.push(path);
-            Ok(())
-        },
-    )?;
+    query(config, daemon, request, &mut |line| {
+        let file: ExportedFile = serde_json::from_str(line).map_err(std::io::Error::other)?;
+        let bytes =
+            hex_decode(&file.hex).ok_or_else(|| std::io::Error::other("bad hex in the reply"))?;
+        let name = Path::new(&file.name)
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("a file name without a name"))?;
+        let path = if single_file {
+            target.to_path_buf()
+        } else {
+            target.join(name)
+        };
+        super::create_private(&path)?.write_all(&bytes)?;
+        written.push(path);
+        Ok(())
+    })?;
     for path in written {
         writeln!(out, "{}", path.display())?;
     }

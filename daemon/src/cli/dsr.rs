@@ -118,10 +118,27 @@ pub enum DsrCommand {
 impl DsrCommand {
     pub fn request(self) -> anyhow::Result<(DsrRequest, bool)> {
         Ok(match self {
-            DsrCommand::Open { person, kind, received, notes, json } => {
-                (DsrRequest::Open { person, kind, received, notes }, json)
-            }
-            DsrCommand::List { due, within, all, json } => (
+            DsrCommand::Open {
+                person,
+                kind,
+                received,
+                notes,
+                json,
+            } => (
+                DsrRequest::Open {
+                    person,
+                    kind,
+                    received,
+                    notes,
+                },
+                json,
+            ),
+            DsrCommand::List {
+                due,
+                within,
+                all,
+                json,
+            } => (
                 DsrRequest::List {
                     within_days: if due { Some(within.unwrap_or(7)) } else { None },
                     all,
@@ -129,59 +146,108 @@ impl DsrCommand {
                 json,
             ),
             DsrCommand::Show { id, json } => (DsrRequest::Show { id }, json),
-            DsrCommand::Extend { id, months, reason, json } => {
-                (DsrRequest::Extend { id, months, reason }, json)
-            }
-            DsrCommand::Find { id, photo, max_distance, json } => {
+            DsrCommand::Extend {
+                id,
+                months,
+                reason,
+                json,
+            } => (DsrRequest::Extend { id, months, reason }, json),
+            DsrCommand::Find {
+                id,
+                photo,
+                max_distance,
+                json,
+            } => {
                 let reference = photo
                     .map(|p| {
-                        PhotoUpload::read(&p).with_context(|| format!("cannot read {}", p.display()))
+                        PhotoUpload::read(&p)
+                            .with_context(|| format!("cannot read {}", p.display()))
                     })
                     .transpose()?;
-                (DsrRequest::Find { id, reference, max_distance }, json)
+                (
+                    DsrRequest::Find {
+                        id,
+                        reference,
+                        max_distance,
+                    },
+                    json,
+                )
             }
             DsrCommand::Package { .. } => unreachable!("written to a file"),
-            DsrCommand::Erase { id, assets, mode, json } => {
-                (DsrRequest::Erase { id, assets, mode }, json)
-            }
-            DsrCommand::Restrict { id, lift, opt_out_recognition, json } => {
-                (DsrRequest::Restrict { id, lift, opt_out_recognition }, json)
-            }
+            DsrCommand::Erase {
+                id,
+                assets,
+                mode,
+                json,
+            } => (DsrRequest::Erase { id, assets, mode }, json),
+            DsrCommand::Restrict {
+                id,
+                lift,
+                opt_out_recognition,
+                json,
+            } => (
+                DsrRequest::Restrict {
+                    id,
+                    lift,
+                    opt_out_recognition,
+                },
+                json,
+            ),
             DsrCommand::Close { id, result, json } => (DsrRequest::Close { id, result }, json),
             DsrCommand::Recipients { id, json } => (DsrRequest::Recipients { id }, json),
         })
     }
 }
 
-pub fn run_dsr(config: &Config, daemon: bool, command: DsrCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run_dsr(
+    config: &Config,
+    daemon: bool,
+    command: DsrCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if let DsrCommand::Package { id, out: file } = command {
         return super::consent::write_files(
             config,
             daemon,
-            &Request::Dsr { request: Box::new(DsrRequest::Package { id }) },
+            &Request::Dsr {
+                request: Box::new(DsrRequest::Package { id }),
+            },
             &file,
             true,
             out,
         );
     }
     let (request, json) = command.request()?;
-    query(config, daemon, &Request::Dsr { request: Box::new(request) }, &mut |line| {
-        if json {
-            return writeln!(out, "{line}");
-        }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
-        writeln!(out, "{}", human_case(&v))
-    })
+    query(
+        config,
+        daemon,
+        &Request::Dsr {
+            request: Box::new(request),
+        },
+        &mut |line| {
+            if json {
+                return writeln!(out, "{line}");
+            }
+            let v: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
+            writeln!(out, "{}", human_case(&v))
+        },
+    )
 }
 
 fn human_case(v: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let s = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
     if v["received"].is_string() {
         let mut text = format!(
             "{}  {:<13} {:<24} received {}  due {}{}  {}",
             s(&v["id"]),
             s(&v["kind"]),
-            v["person_name"].as_str().unwrap_or(v["person"].as_str().unwrap_or("?")),
+            v["person_name"]
+                .as_str()
+                .unwrap_or(v["person"].as_str().unwrap_or("?")),
             s(&v["received"]),
             s(&v["due"]),
             if v["overdue"].as_bool() == Some(true) {
@@ -194,7 +260,11 @@ fn human_case(v: &serde_json::Value) -> String {
             s(&v["status"]),
         );
         for e in v["extensions"].as_array().into_iter().flatten() {
-            text.push_str(&format!("\n  extended {} month(s): {}", e["months"], s(&e["reason"])));
+            text.push_str(&format!(
+                "\n  extended {} month(s): {}",
+                e["months"],
+                s(&e["reason"])
+            ));
         }
         for a in v["actions"].as_array().into_iter().flatten() {
             text.push_str(&format!(
@@ -214,7 +284,10 @@ fn human_case(v: &serde_json::Value) -> String {
             "{:<10} {}{}",
             s(&v["how"]),
             s(&v["face"]),
-            v["distance"].as_f64().map(|d| format!("  distance {d:.3}")).unwrap_or_default()
+            v["distance"]
+                .as_f64()
+                .map(|d| format!("  distance {d:.3}"))
+                .unwrap_or_default()
         );
     }
     if let Some(n) = v.get("notify") {
@@ -227,7 +300,12 @@ fn human_case(v: &serde_json::Value) -> String {
         );
     }
     v.as_object()
-        .map(|o| o.iter().map(|(k, v)| format!("{k}: {}", s(v))).collect::<Vec<_>>().join("  "))
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{k}: {}", s(v)))
+                .collect::<Vec<_>>()
+                .join("  ")
+        })
         .unwrap_or_else(|| v.to_string())
 }
 
@@ -263,15 +341,20 @@ fn since_ms(config: &Config, since: Option<&str>) -> anyhow::Result<u64> {
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond().max(0) as u64);
     }
-    let date: Date = text
-        .parse()
-        .with_context(|| format!("--since {text}: expected a day (2027-01-31) or an RFC 3339 instant"))?;
+    let date: Date = text.parse().with_context(|| {
+        format!("--since {text}: expected a day (2027-01-31) or an RFC 3339 instant")
+    })?;
     let tz = config.consent.time_zone().map_err(anyhow::Error::msg)?;
     let ts = date.to_zoned(tz)?.timestamp();
     Ok(ts.as_millisecond().max(0) as u64)
 }
 
-pub fn run_audit(config: &Config, daemon: bool, command: AuditCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run_audit(
+    config: &Config,
+    daemon: bool,
+    command: AuditCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { checkpoints, json } => {
             let external = match checkpoints {
@@ -286,11 +369,20 @@ pub fn run_audit(config: &Config, daemon: bool, command: AuditCommand, out: &mut
             };
             let mut report: Option<crate::audit::VerifyReport> = None;
             let mut raw = String::new();
-            query(config, daemon, &Request::Audit { request: AuditRequest::Verify { checkpoints: external } }, &mut |line| {
-                raw = line.to_owned();
-                report = Some(serde_json::from_str(line).map_err(std::io::Error::other)?);
-                Ok(())
-            })?;
+            query(
+                config,
+                daemon,
+                &Request::Audit {
+                    request: AuditRequest::Verify {
+                        checkpoints: external,
+                    },
+                },
+                &mut |line| {
+                    raw = line.to_owned();
+                    report = Some(serde_json::from_str(line).map_err(std::io::Error::other)?);
+                    Ok(())
+                },
+            )?;
             let report = report.context("no report in the reply")?;
             if json {
                 writeln!(out, "{raw}")?;
@@ -298,7 +390,11 @@ pub fn run_audit(config: &Config, daemon: bool, command: AuditCommand, out: &mut
                 writeln!(
                     out,
                     "audit log intact: {} events, last {} (hash {}), {} checkpoints, signed up to event {}",
-                    report.events, report.last_seq, &report.last_hash[..16], report.checkpoints, report.checkpointed_seq
+                    report.events,
+                    report.last_seq,
+                    &report.last_hash[..16],
+                    report.checkpoints,
+                    report.checkpointed_seq
                 )?;
             } else {
                 writeln!(
@@ -315,28 +411,53 @@ pub fn run_audit(config: &Config, daemon: bool, command: AuditCommand, out: &mut
             );
             Ok(())
         }
-        AuditCommand::Export { since, format, output } => {
+        AuditCommand::Export {
+            since,
+            format,
+            output,
+        } => {
             let since_ms = since_ms(config, since.as_deref())?;
             let mut writer: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    super::create_private(path).with_context(|| format!("cannot create {}", path.display()))?,
+                    super::create_private(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
                 )),
                 None => Box::new(&mut *out),
             };
-            query(config, daemon, &Request::Audit { request: AuditRequest::Export { since_ms, format } }, &mut |line| {
-                match format {
+            query(
+                config,
+                daemon,
+                &Request::Audit {
+                    request: AuditRequest::Export { since_ms, format },
+                },
+                &mut |line| match format {
                     ExportFormat::Jsonl => writeln!(writer, "{line}"),
                     ExportFormat::Csv => {
-                        let v: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
+                        let v: serde_json::Value =
+                            serde_json::from_str(line).map_err(std::io::Error::other)?;
                         writeln!(writer, "{}", v["csv"].as_str().unwrap_or_default())
                     }
-                }
-            })?;
+                },
+            )?;
             writer.flush()?;
             Ok(())
         }
-        AuditCommand::Checkpoint => query(config, daemon, &Request::Audit { request: AuditRequest::Checkpoint }, &mut |line| writeln!(out, "{line}")),
-        AuditCommand::Checkpoints => query(config, daemon, &Request::Audit { request: AuditRequest::Checkpoints }, &mut |line| writeln!(out, "{line}")),
+        AuditCommand::Checkpoint => query(
+            config,
+            daemon,
+            &Request::Audit {
+                request: AuditRequest::Checkpoint,
+            },
+            &mut |line| writeln!(out, "{line}"),
+        ),
+        AuditCommand::Checkpoints => query(
+            config,
+            daemon,
+            &Request::Audit {
+                request: AuditRequest::Checkpoints,
+            },
+            &mut |line| writeln!(out, "{line}"),
+        ),
     }
 }
 
@@ -356,7 +477,12 @@ pub enum RegisterFormat {
 
 /// The Art. 30 register from the configuration (and the catalogue's counts
 /// when it can be read).
-pub fn run_register(config: &Config, daemon: bool, args: RegisterArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run_register(
+    config: &Config,
+    daemon: bool,
+    args: RegisterArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut facts = crate::register::RegisterFacts::default();
     let mut status = None;
     if query(config, daemon, &Request::Status, &mut |line| {
@@ -367,7 +493,9 @@ pub fn run_register(config: &Config, daemon: bool, args: RegisterArgs, out: &mut
         && let Some(line) = status
     {
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        facts.assets = v["assets"].as_object().map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum());
+        facts.assets = v["assets"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum());
         facts.persons = v["people"]["persons"].as_u64().unwrap_or(0);
         facts.templates = v["people"]["templates"].as_u64().unwrap_or(0);
     }
@@ -382,13 +510,16 @@ pub fn run_register(config: &Config, daemon: bool, args: RegisterArgs, out: &mut
         RegisterFormat::Markdown => {
             let md = register.to_markdown();
             match md.split_once('\n') {
-                Some((title, rest)) => format!("{title}\n\n_Generated {generated_at} from the running configuration._\n{rest}"),
+                Some((title, rest)) => format!(
+                    "{title}\n\n_Generated {generated_at} from the running configuration._\n{rest}"
+                ),
                 None => md,
             }
         }
     };
     match args.output {
-        Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => out.write_all(text.as_bytes())?,
     }
     Ok(())
@@ -400,13 +531,16 @@ fn backup_files(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut stack = vec![data_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
             let entry = entry?;
             let kind = entry.file_type()?;
             let path = entry.path();
             if kind.is_dir() {
                 stack.push(path);
-            } else if kind.is_file() && !path.extension().is_some_and(|e| e == "tmp" || e == "sock") {
+            } else if kind.is_file() && !path.extension().is_some_and(|e| e == "tmp" || e == "sock")
+            {
                 files.push(path);
             }
         }
@@ -418,8 +552,16 @@ fn backup_files(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// `consentry backup --out FILE`: the data directory (catalogue, encrypted
 /// blobs, key files) as one zip, with the daemon stopped. The master key, the
 /// audit signing key and the erasure ledger are not in it.
-pub fn backup(config: &Config, daemon: bool, file: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    anyhow::ensure!(!daemon, "stop consentryd before a backup (systemctl stop consentryd): sled's files are consistent only while closed");
+pub fn backup(
+    config: &Config,
+    daemon: bool,
+    file: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !daemon,
+        "stop consentryd before a backup (systemctl stop consentryd): sled's files are consistent only while closed"
+    );
     {
         // Opens (checks the key), records the backup in the audit chain, closes.
         let (store, _) = crate::pipeline::store::Store::open(&config.store)?;
@@ -436,7 +578,8 @@ pub fn backup(config: &Config, daemon: bool, file: &Path, out: &mut dyn Write) -
     let data_dir = &config.store.data_dir;
     let files = backup_files(data_dir)?;
     let tmp = file.with_extension("partial");
-    let writer = super::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let writer =
+        super::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut zip = zip::ZipWriter::new(writer);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
@@ -446,20 +589,36 @@ pub fn backup(config: &Config, daemon: bool, file: &Path, out: &mut dyn Write) -
     for path in &files {
         let rel = path.strip_prefix(data_dir)?.to_string_lossy().into_owned();
         zip.start_file(rel, options)?;
-        let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         bytes += std::io::copy(&mut f, &mut zip)?;
     }
     let file_handle = zip.finish()?;
     file_handle.sync_all()?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot create {}", file.display()))?;
-    writeln!(out, "backup written to {}: {} files, {} bytes (keep the master key apart from it)", file.display(), files.len(), bytes)?;
+    writeln!(
+        out,
+        "backup written to {}: {} files, {} bytes (keep the master key apart from it)",
+        file.display(),
+        files.len(),
+        bytes
+    )?;
     Ok(())
 }
 
 /// `consentry restore FILE`: replaces the data directory with a backup, then
 /// replays the erasure ledger so nothing erased since comes back.
-pub fn restore(config: &Config, daemon: bool, file: &Path, replace: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    anyhow::ensure!(!daemon, "stop consentryd before a restore (systemctl stop consentryd)");
+pub fn restore(
+    config: &Config,
+    daemon: bool,
+    file: &Path,
+    replace: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !daemon,
+        "stop consentryd before a restore (systemctl stop consentryd)"
+    );
     let data_dir = &config.store.data_dir;
     let occupied = data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some();
     anyhow::ensure!(
@@ -467,8 +626,10 @@ pub fn restore(config: &Config, daemon: bool, file: &Path, replace: bool, out: &
         "{} is not empty; add --replace to discard it and restore the backup in its place",
         data_dir.display()
     );
-    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut archive = zip::ZipArchive::new(reader).with_context(|| format!("{} is not a consentry backup", file.display()))?;
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut archive = zip::ZipArchive::new(reader)
+        .with_context(|| format!("{} is not a consentry backup", file.display()))?;
     let staging = data_dir.with_extension("restoring");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
@@ -487,9 +648,14 @@ pub fn restore(config: &Config, daemon: bool, file: &Path, replace: bool, out: &
         std::io::copy(&mut entry, &mut f)?;
         f.sync_all()?;
     }
-    anyhow::ensure!(staging.join("keycheck").exists(), "{} holds no keycheck file: not a consentry backup", file.display());
+    anyhow::ensure!(
+        staging.join("keycheck").exists(),
+        "{} holds no keycheck file: not a consentry backup",
+        file.display()
+    );
     if data_dir.exists() {
-        std::fs::remove_dir_all(data_dir).with_context(|| format!("cannot remove {}", data_dir.display()))?;
+        std::fs::remove_dir_all(data_dir)
+            .with_context(|| format!("cannot remove {}", data_dir.display()))?;
     }
     std::fs::rename(&staging, data_dir)?;
     let (store, _) = crate::pipeline::store::Store::open(&config.store)?;
@@ -497,7 +663,11 @@ pub fn restore(config: &Config, daemon: bool, file: &Path, replace: bool, out: &
     let people = crate::people::People::open(std::sync::Arc::clone(&store), config.people.clone())?;
     let audit = crate::audit::Audit::open(std::sync::Arc::clone(&store), &config.audit)?;
     let actor = crate::audit::Actor::this_process("cli");
-    audit.record(&actor, crate::audit::Outcome::Ok, crate::audit::Entry::new("store.restore", "catalogue").with("file", file.display()))?;
+    audit.record(
+        &actor,
+        crate::audit::Outcome::Ok,
+        crate::audit::Entry::new("store.restore", "catalogue").with("file", file.display()),
+    )?;
     let redone = crate::dsr::erase::replay(
         &store,
         &people,
@@ -506,11 +676,7 @@ pub fn restore(config: &Config, daemon: bool, file: &Path, replace: bool, out: &
     )
     .map_err(anyhow::Error::msg)?;
     for r in &redone {
-        audit.record(
-            &actor,
-            crate::audit::Outcome::Ok,
-            r.replayed_entry(),
-        )?;
+        audit.record(&actor, crate::audit::Outcome::Ok, r.replayed_entry())?;
     }
     store.flush()?;
     let persons = redone.iter().filter(|r| r.person.is_some()).count();

@@ -308,7 +308,9 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
         Command::Audit { command } => dsr::run_audit(&config, daemon, command, &mut out)?,
         Command::Register(args) => dsr::run_register(&config, daemon, args, &mut out)?,
         Command::Backup { out: file } => dsr::backup(&config, daemon, &file, &mut out)?,
-        Command::Restore { file, replace } => dsr::restore(&config, daemon, &file, replace, &mut out)?,
+        Command::Restore { file, replace } => {
+            dsr::restore(&config, daemon, &file, replace, &mut out)?
+        }
         Command::Status { json } => {
             let mut report = None;
             query(&config, daemon, &Request::Status, &mut |line| {

@@ -204,7 +204,12 @@ pub fn answer(
             document,
         } => {
             let l = rights
-                .set_licence(scope.clone(), (**terms).clone(), upload(document.as_ref())?, by)
+                .set_licence(
+                    scope.clone(),
+                    (**terms).clone(),
+                    upload(document.as_ref())?,
+                    by,
+                )
                 .map_err(e)?;
             line(out, &l)
         }
@@ -228,7 +233,9 @@ pub fn answer(
             };
             line(
                 out,
-                &rights.restrict(subject, *restricted, reason, by).map_err(e)?,
+                &rights
+                    .restrict(subject, *restricted, reason, by)
+                    .map_err(e)?,
             )
         }
         RightsRequest::Decide {

@@ -29,28 +29,54 @@ pub enum DsrRequest {
     },
     /// Open cases (due within `within_days`, overdue ones included, when
     /// given); `all`: closed ones too.
-    List { within_days: Option<i32>, all: bool },
-    Show { id: String },
-    Extend { id: String, months: i8, reason: String },
+    List {
+        within_days: Option<i32>,
+        all: bool,
+    },
+    Show {
+        id: String,
+    },
+    Extend {
+        id: String,
+        months: i8,
+        reason: String,
+    },
     Find {
         id: String,
         reference: Option<PhotoUpload>,
         max_distance: Option<f32>,
     },
-    Package { id: String },
-    Erase { id: String, assets: Vec<String>, mode: Mode },
+    Package {
+        id: String,
+    },
+    Erase {
+        id: String,
+        assets: Vec<String>,
+        mode: Mode,
+    },
     Restrict {
         id: String,
         lift: bool,
         opt_out_recognition: bool,
     },
-    Close { id: String, result: String },
-    Recipients { id: String },
+    Close {
+        id: String,
+        result: String,
+    },
+    Recipients {
+        id: String,
+    },
 }
 
 impl DsrRequest {
     pub fn needs_engine(&self) -> bool {
-        matches!(self, DsrRequest::Find { reference: Some(_), .. })
+        matches!(
+            self,
+            DsrRequest::Find {
+                reference: Some(_),
+                ..
+            }
+        )
     }
 }
 
@@ -72,10 +98,22 @@ pub fn entries(request: &DsrRequest) -> Vec<Entry> {
         DsrRequest::Package { id } => Entry::new("dsr.package", case(id)),
         DsrRequest::Erase { id, assets, mode } => Entry::new("dsr.erase", case(id))
             .with("mode", format!("{mode:?}").to_lowercase())
-            .with("assets", if assets.is_empty() { "all".to_owned() } else { assets.len().to_string() }),
-        DsrRequest::Restrict { id, lift, .. } => {
-            Entry::new(if *lift { "dsr.restriction_lifted" } else { "dsr.restrict" }, case(id))
-        }
+            .with(
+                "assets",
+                if assets.is_empty() {
+                    "all".to_owned()
+                } else {
+                    assets.len().to_string()
+                },
+            ),
+        DsrRequest::Restrict { id, lift, .. } => Entry::new(
+            if *lift {
+                "dsr.restriction_lifted"
+            } else {
+                "dsr.restrict"
+            },
+            case(id),
+        ),
         DsrRequest::Close { id, .. } => Entry::new("dsr.close", case(id)),
         DsrRequest::Recipients { id } => Entry::new("dsr.recipients", case(id)),
     }]
@@ -107,7 +145,9 @@ fn case_line<'a>(ctx: &Context<'_>, case: &'a Case, today: Date) -> CaseLine<'a>
 }
 
 fn save(ctx: &Context<'_>, case: &Case) -> Result<(), String> {
-    ctx.store.put_case(&case.id, case).map_err(|e| e.to_string())
+    ctx.store
+        .put_case(&case.id, case)
+        .map_err(|e| e.to_string())
 }
 
 pub fn answer(
@@ -119,7 +159,12 @@ pub fn answer(
     let by = ctx.actor.name.as_str();
     let today = ctx.rights.today();
     match request {
-        DsrRequest::Open { person, kind, received, notes } => {
+        DsrRequest::Open {
+            person,
+            kind,
+            received,
+            notes,
+        } => {
             let person = ctx.people.resolve(person).map_err(|e| e.to_string())?;
             let received = received.unwrap_or(today);
             if received > today {
@@ -173,12 +218,20 @@ pub fn answer(
             case.log(
                 by,
                 "extend",
-                details(&[("months", months.to_string()), ("reason", reason.clone()), ("due", case.due.to_string())]),
+                details(&[
+                    ("months", months.to_string()),
+                    ("reason", reason.clone()),
+                    ("due", case.due.to_string()),
+                ]),
             );
             save(ctx, &case)?;
             line(out, &case_line(ctx, &case, today))
         }
-        DsrRequest::Find { id, reference, max_distance } => {
+        DsrRequest::Find {
+            id,
+            reference,
+            max_distance,
+        } => {
             let mut case = open_for_change(ctx.store, id)?;
             let found = find(ctx, &case, reference.as_ref(), max_distance.unwrap_or(0.55))?;
             let count = |how: &str| found.iter().filter(|f| f.how == how).count().to_string();
@@ -205,8 +258,9 @@ pub fn answer(
             } else {
                 ctx.config.register.dpo_contact.clone()
             };
-            let (zip, assets) =
-                super::access_package(ctx.store, ctx.people, ctx.rights, ctx.audit, &case, &contact, today)?;
+            let (zip, assets) = super::access_package(
+                ctx.store, ctx.people, ctx.rights, ctx.audit, &case, &contact, today,
+            )?;
             for asset in &assets {
                 done.push(
                     Entry::new("asset.download", format!("asset:{asset}"))
@@ -214,7 +268,14 @@ pub fn answer(
                         .with("to", "data subject (access package)"),
                 );
             }
-            case.log(by, "package", details(&[("photos", assets.len().to_string()), ("bytes", zip.len().to_string())]));
+            case.log(
+                by,
+                "package",
+                details(&[
+                    ("photos", assets.len().to_string()),
+                    ("bytes", zip.len().to_string()),
+                ]),
+            );
             save(ctx, &case)?;
             line(
                 out,
@@ -226,8 +287,14 @@ pub fn answer(
         }
         DsrRequest::Erase { id, assets, mode } => {
             let mut case = open_for_change(ctx.store, id)?;
-            let person = ctx.people.resolve(&case.person).map_err(|e| e.to_string())?;
-            let (_, confirmed) = ctx.people.assets_of(&case.person).map_err(|e| e.to_string())?;
+            let person = ctx
+                .people
+                .resolve(&case.person)
+                .map_err(|e| e.to_string())?;
+            let (_, confirmed) = ctx
+                .people
+                .assets_of(&case.person)
+                .map_err(|e| e.to_string())?;
             let targets: Vec<AssetId> = if assets.is_empty() {
                 confirmed.iter().map(|(a, _)| a.clone()).collect()
             } else {
@@ -237,7 +304,8 @@ pub fn answer(
                     .collect::<Result<_, _>>()?
             };
             // Art. 19: whom to tell, before the evidence of the assets goes.
-            let recipients = super::recipients(ctx.audit, &targets.iter().cloned().collect::<BTreeSet<_>>())?;
+            let recipients =
+                super::recipients(ctx.audit, &targets.iter().cloned().collect::<BTreeSet<_>>())?;
             let ledger = super::ledger::Ledger::new(&ctx.config.store.erasure_ledger);
             for target in &targets {
                 let asset = ctx
@@ -255,8 +323,15 @@ pub fn answer(
                     &ctx.config.ingest.thumbnail_sizes,
                 )?;
                 done.push(
-                    Entry::new(if result.how == "redacted" { "asset.redact" } else { "asset.erase" }, format!("asset:{target}"))
-                        .with("case", &case.id),
+                    Entry::new(
+                        if result.how == "redacted" {
+                            "asset.redact"
+                        } else {
+                            "asset.erase"
+                        },
+                        format!("asset:{target}"),
+                    )
+                    .with("case", &case.id),
                 );
                 case.log(by, result.how, details(&[("asset", target.to_string())]));
                 line(out, &result)?;
@@ -268,27 +343,57 @@ pub fn answer(
                         .with("case", &case.id)
                         .with("templates", purged),
                 );
-                case.log(by, "templates erased", details(&[("templates", purged.to_string())]));
+                case.log(
+                    by,
+                    "templates erased",
+                    details(&[("templates", purged.to_string())]),
+                );
             } else {
                 ctx.people.reload().map_err(|e| e.to_string())?;
             }
             for r in &recipients {
-                line(out, &serde_json::json!({
-                    "notify": { "at": r.at(), "actor": r.actor, "action": r.action, "asset": r.object.trim_start_matches("asset:"), "details": r.details }
-                }))?;
+                line(
+                    out,
+                    &serde_json::json!({
+                        "notify": { "at": r.at(), "actor": r.actor, "action": r.action, "asset": r.object.trim_start_matches("asset:"), "details": r.details }
+                    }),
+                )?;
             }
-            case.log(by, "recipients listed", details(&[("recipients", recipients.len().to_string())]));
+            case.log(
+                by,
+                "recipients listed",
+                details(&[("recipients", recipients.len().to_string())]),
+            );
             save(ctx, &case)
         }
-        DsrRequest::Restrict { id, lift, opt_out_recognition } => {
+        DsrRequest::Restrict {
+            id,
+            lift,
+            opt_out_recognition,
+        } => {
             let mut case = open_for_change(ctx.store, id)?;
-            let person = ctx.people.resolve(&case.person).map_err(|e| e.to_string())?;
+            let person = ctx
+                .people
+                .resolve(&case.person)
+                .map_err(|e| e.to_string())?;
             ctx.rights
-                .restrict(Subject::Person(person.id.clone()), !lift, &format!("DSR case {}", case.id), by)
+                .restrict(
+                    Subject::Person(person.id.clone()),
+                    !lift,
+                    &format!("DSR case {}", case.id),
+                    by,
+                )
                 .map_err(|e| e.to_string())?;
             done.push(
-                Entry::new(if *lift { "restriction.lift" } else { "restriction.add" }, format!("person:{}", person.id))
-                    .with("case", &case.id),
+                Entry::new(
+                    if *lift {
+                        "restriction.lift"
+                    } else {
+                        "restriction.add"
+                    },
+                    format!("person:{}", person.id),
+                )
+                .with("case", &case.id),
             );
             if *opt_out_recognition && !lift {
                 let purged = ctx
@@ -300,9 +405,21 @@ pub fn answer(
                         .with("recognition", "opted-out")
                         .with("case", &case.id),
                 );
-                case.log(by, "recognition opt-out", details(&[("templates_purged", purged.to_string())]));
+                case.log(
+                    by,
+                    "recognition opt-out",
+                    details(&[("templates_purged", purged.to_string())]),
+                );
             }
-            case.log(by, if *lift { "restriction lifted" } else { "restricted" }, Default::default());
+            case.log(
+                by,
+                if *lift {
+                    "restriction lifted"
+                } else {
+                    "restricted"
+                },
+                Default::default(),
+            );
             save(ctx, &case)?;
             line(out, &case_line(ctx, &case, today))
         }
@@ -314,13 +431,20 @@ pub fn answer(
             case.status = Status::Closed;
             case.result = Some(result.trim().to_owned());
             case.closed_at_ms = Some(crate::clock::now_ms());
-            case.log(by, "close", details(&[("result", result.trim().to_owned())]));
+            case.log(
+                by,
+                "close",
+                details(&[("result", result.trim().to_owned())]),
+            );
             save(ctx, &case)?;
             line(out, &case_line(ctx, &case, today))
         }
         DsrRequest::Recipients { id } => {
             let case = load(ctx.store, id)?;
-            let (_, assets) = ctx.people.assets_of(&case.person).map_err(|e| e.to_string())?;
+            let (_, assets) = ctx
+                .people
+                .assets_of(&case.person)
+                .map_err(|e| e.to_string())?;
             let set = assets.into_iter().map(|(a, _)| a).collect();
             for r in super::recipients(ctx.audit, &set)? {
                 line(out, &r)?;
@@ -339,14 +463,25 @@ fn find(
     max_distance: f32,
 ) -> Result<Vec<super::case::FoundFace>, String> {
     use super::case::FoundFace;
-    let person = ctx.people.resolve(&case.person).map_err(|e| e.to_string())?;
+    let person = ctx
+        .people
+        .resolve(&case.person)
+        .map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
-    let (_, confirmed) = ctx.people.assets_of(&case.person).map_err(|e| e.to_string())?;
+    let (_, confirmed) = ctx
+        .people
+        .assets_of(&case.person)
+        .map_err(|e| e.to_string())?;
     for (asset, nos) in confirmed {
         for no in nos {
             seen.insert(format!("{asset}:{no}"));
-            found.push(FoundFace { face: format!("{asset}:{no}"), asset: asset.to_string(), how: "confirmed".into(), distance: None });
+            found.push(FoundFace {
+                face: format!("{asset}:{no}"),
+                asset: asset.to_string(),
+                how: "confirmed".into(),
+                distance: None,
+            });
         }
     }
     for asset in ctx.store.assets() {
@@ -356,7 +491,12 @@ fn find(
                 && *p == person.id
                 && seen.insert(face.face_ref(&asset.id).to_string())
             {
-                found.push(FoundFace { face: face.face_ref(&asset.id).to_string(), asset: asset.id.to_string(), how: "suggested".into(), distance: Some(d) });
+                found.push(FoundFace {
+                    face: face.face_ref(&asset.id).to_string(),
+                    asset: asset.id.to_string(),
+                    how: "suggested".into(),
+                    distance: Some(d),
+                });
             }
         }
     }
@@ -366,12 +506,20 @@ fn find(
             .ok_or("a search from a reference photo needs the face engine, which is not loaded")?;
         let faces = crate::people::commands::detect(ingestor, photo)?;
         if faces.is_empty() {
-            return Err(format!("{}: no face found in the reference photo", photo.name));
+            return Err(format!(
+                "{}: no face found in the reference photo",
+                photo.name
+            ));
         }
         for face in &faces {
             for hit in ctx.people.similar(&face.embedding, 200, max_distance, None) {
                 if seen.insert(hit.face.clone()) {
-                    found.push(FoundFace { face: hit.face, asset: hit.asset, how: "similar".into(), distance: Some(hit.distance) });
+                    found.push(FoundFace {
+                        face: hit.face,
+                        asset: hit.asset,
+                        how: "similar".into(),
+                        distance: Some(hit.distance),
+                    });
                 }
             }
         }

@@ -47,7 +47,9 @@ impl Erased {
     /// The audit event of a replayed erasure.
     pub fn replayed_entry(&self) -> crate::audit::Entry {
         let entry = match &self.person {
-            Some(person) => crate::audit::Entry::new("person.templates.erase", format!("person:{person}")),
+            Some(person) => {
+                crate::audit::Entry::new("person.templates.erase", format!("person:{person}"))
+            }
             None if self.how == "redacted" => {
                 crate::audit::Entry::new("asset.redact", format!("asset:{}", self.asset))
             }
@@ -113,7 +115,12 @@ pub fn erase_photo(
 }
 
 /// Erases a person's biometric data, recorded in the ledger first.
-pub fn forget_person(people: &People, ledger: &Ledger, person: &PersonId, case: &str) -> Result<usize, String> {
+pub fn forget_person(
+    people: &People,
+    ledger: &Ledger,
+    person: &PersonId,
+    case: &str,
+) -> Result<usize, String> {
     ledger
         .append(&LedgerEntry::ForgetPerson {
             person: person.clone(),
@@ -146,11 +153,17 @@ pub fn apply(
     }
 }
 
-fn apply_to_photo(store: &Store, entry: &LedgerEntry, thumbnail_sizes: &[u32]) -> Result<Erased, String> {
+fn apply_to_photo(
+    store: &Store,
+    entry: &LedgerEntry,
+    thumbnail_sizes: &[u32],
+) -> Result<Erased, String> {
     match entry {
         LedgerEntry::ForgetPerson { .. } => Err("not a photo entry".into()),
         LedgerEntry::Erase { asset, case, .. } => whole(store, asset, case),
-        LedgerEntry::Redact { asset, faces, case, .. } => {
+        LedgerEntry::Redact {
+            asset, faces, case, ..
+        } => {
             let Some(current) = store.asset(asset).map_err(|e| e.to_string())? else {
                 return Ok(Erased {
                     asset: asset.to_string(),
@@ -172,7 +185,9 @@ fn apply_to_photo(store: &Store, entry: &LedgerEntry, thumbnail_sizes: &[u32]) -
 }
 
 fn whole(store: &Store, asset: &AssetId, case: &str) -> Result<Erased, String> {
-    let outcome = store.erase_asset(asset, Some(case)).map_err(|e| e.to_string())?;
+    let outcome = store
+        .erase_asset(asset, Some(case))
+        .map_err(|e| e.to_string())?;
     Ok(Erased {
         asset: asset.to_string(),
         how: "erased",
@@ -188,8 +203,11 @@ fn redact_in_place(
     faces: &[u32],
     thumbnail_sizes: &[u32],
 ) -> Result<Erased, String> {
-    let doomed: Vec<&crate::domain::Face> =
-        asset.faces.iter().filter(|f| faces.contains(&f.no)).collect();
+    let doomed: Vec<&crate::domain::Face> = asset
+        .faces
+        .iter()
+        .filter(|f| faces.contains(&f.no))
+        .collect();
     if doomed.is_empty() {
         // Already redacted (a replay).
         return Ok(Erased {
@@ -197,11 +215,16 @@ fn redact_in_place(
             how: "redacted",
             faces: faces.to_vec(),
             templates_purged: 0,
-                    person: None,
+            person: None,
         });
     }
-    let original = asset.original.as_ref().ok_or("the asset has no stored original")?;
-    let bytes = store.read_blob(asset, original).map_err(|e| e.to_string())?;
+    let original = asset
+        .original
+        .as_ref()
+        .ok_or("the asset has no stored original")?;
+    let bytes = store
+        .read_blob(asset, original)
+        .map_err(|e| e.to_string())?;
     let limits = DecodeLimits {
         max_pixels: u64::MAX,
         working_edge: u32::MAX,
@@ -213,7 +236,9 @@ fn redact_in_place(
     let thumbnails = thumbs::make_thumbnails(&image, thumbnail_sizes).map_err(|e| e.to_string())?;
 
     // From here on the old key is gone: the old blobs are unreadable.
-    let key = store.rotate_asset_key(&asset.id).map_err(|e| e.to_string())?;
+    let key = store
+        .rotate_asset_key(&asset.id)
+        .map_err(|e| e.to_string())?;
     let mut updated = asset.clone();
     updated.original = Some(store.blobs().put(&key, &jpeg).map_err(|e| e.to_string())?);
     updated.sidecar = None;
@@ -225,7 +250,10 @@ fn redact_in_place(
                 width: t.width,
                 height: t.height,
                 mime: thumbs::THUMBNAIL_MIME.to_owned(),
-                blob: store.blobs().put(&key, &t.jpeg).map_err(|e| e.to_string())?,
+                blob: store
+                    .blobs()
+                    .put(&key, &t.jpeg)
+                    .map_err(|e| e.to_string())?,
             })
         })
         .collect::<Result<_, String>>()?;
@@ -237,7 +265,9 @@ fn redact_in_place(
     updated.metadata.person_in_image.clear();
     updated.metadata.regions.clear();
     updated.updated_at_ms = crate::clock::now_ms();
-    store.put_asset_record(&updated).map_err(|e| e.to_string())?;
+    store
+        .put_asset_record(&updated)
+        .map_err(|e| e.to_string())?;
 
     let mut old: Vec<&BlobRef> = vec![original];
     old.extend(asset.sidecar.iter());
@@ -246,7 +276,9 @@ fn redact_in_place(
         store.blobs().delete(blob).map_err(|e| e.to_string())?;
     }
     let refs: Vec<FaceRef> = doomed.iter().map(|f| f.face_ref(&asset.id)).collect();
-    let templates_purged = store.purge_templates(&refs, &[]).map_err(|e| e.to_string())?;
+    let templates_purged = store
+        .purge_templates(&refs, &[])
+        .map_err(|e| e.to_string())?;
     Ok(Erased {
         asset: asset.id.to_string(),
         how: "redacted",

@@ -16,10 +16,23 @@ use crate::domain::{AssetId, PersonId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEntry {
-    Erase { asset: AssetId, at_ms: u64, case: String },
-    Redact { asset: AssetId, faces: Vec<u32>, at_ms: u64, case: String },
+    Erase {
+        asset: AssetId,
+        at_ms: u64,
+        case: String,
+    },
+    Redact {
+        asset: AssetId,
+        faces: Vec<u32>,
+        at_ms: u64,
+        case: String,
+    },
     /// The person's biometric data (templates) was erased.
-    ForgetPerson { person: PersonId, at_ms: u64, case: String },
+    ForgetPerson {
+        person: PersonId,
+        at_ms: u64,
+        case: String,
+    },
 }
 
 impl LedgerEntry {
@@ -33,11 +46,20 @@ impl LedgerEntry {
     fn line(&self) -> String {
         match self {
             LedgerEntry::Erase { asset, at_ms, case } => format!("v1 erase {asset} {at_ms} {case}"),
-            LedgerEntry::Redact { asset, faces, at_ms, case } => {
+            LedgerEntry::Redact {
+                asset,
+                faces,
+                at_ms,
+                case,
+            } => {
                 let faces: Vec<String> = faces.iter().map(u32::to_string).collect();
                 format!("v1 redact {asset} {} {at_ms} {case}", faces.join(","))
             }
-            LedgerEntry::ForgetPerson { person, at_ms, case } => {
+            LedgerEntry::ForgetPerson {
+                person,
+                at_ms,
+                case,
+            } => {
                 format!("v1 forget-person {person} {at_ms} {case}")
             }
         }
@@ -73,7 +95,10 @@ impl LedgerEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("erasure ledger {path}: {source} (store.erasure_ledger)")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("erasure ledger {path}, line {line}: not a ledger entry; fix or restore the file")]
     Malformed { path: PathBuf, line: usize },
 }
@@ -84,7 +109,9 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(path: &Path) -> Ledger {
-        Ledger { path: path.to_owned() }
+        Ledger {
+            path: path.to_owned(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -92,7 +119,10 @@ impl Ledger {
     }
 
     fn io(&self, source: std::io::Error) -> LedgerError {
-        LedgerError::Io { path: self.path.clone(), source }
+        LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Appends an entry and makes it durable.
@@ -110,9 +140,7 @@ impl Ledger {
             .map_err(|e| self.io(e))?;
         writeln!(file, "{}", entry.line()).map_err(|e| self.io(e))?;
         file.sync_all().map_err(|e| self.io(e))?;
-        if !existed
-            && let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
+        if !existed && let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| self.io(e))?;
@@ -150,8 +178,17 @@ mod tests {
         let ledger = Ledger::new(&dir.path().join("ledger/erasures"));
         assert!(ledger.entries().unwrap().is_empty());
         let a = AssetId::parse(&"ab".repeat(32)).unwrap();
-        let e1 = LedgerEntry::Erase { asset: a.clone(), at_ms: 5, case: "DSR-2027-0001".into() };
-        let e2 = LedgerEntry::Redact { asset: a, faces: vec![0, 3], at_ms: 6, case: "DSR-2027-0002".into() };
+        let e1 = LedgerEntry::Erase {
+            asset: a.clone(),
+            at_ms: 5,
+            case: "DSR-2027-0001".into(),
+        };
+        let e2 = LedgerEntry::Redact {
+            asset: a,
+            faces: vec![0, 3],
+            at_ms: 6,
+            case: "DSR-2027-0002".into(),
+        };
         let e3 = LedgerEntry::ForgetPerson {
             person: PersonId::parse("0123456789abcdef").unwrap(),
             at_ms: 7,

@@ -27,8 +27,12 @@ pub use case::{Case, Kind, Status};
 
 /// Audit actions that mean a photo left the system, for Art. 15(1)(c) and
 /// the Art. 19 notification list.
-pub const RECIPIENT_ACTIONS: [&str; 4] =
-    ["asset.download", "asset.export", "asset.share", "catalogue.export"];
+pub const RECIPIENT_ACTIONS: [&str; 4] = [
+    "asset.download",
+    "asset.export",
+    "asset.share",
+    "catalogue.export",
+];
 
 /// The next free case id for the year of `received`.
 pub fn next_case_id(store: &Store, year: i16) -> Result<String, String> {
@@ -94,7 +98,10 @@ pub fn access_package(
             Some(doc) => {
                 let (_, bytes) = rights.document(c.id.as_str()).map_err(|e| e.to_string())?;
                 let path = format!("documents/{}-{}", c.id.as_str(), safe_name(&doc.name));
-                files.push(PackageFile { path: path.clone(), bytes });
+                files.push(PackageFile {
+                    path: path.clone(),
+                    bytes,
+                });
                 Some(path)
             }
             None => None,
@@ -130,7 +137,9 @@ pub fn access_package(
         let Some(original) = &asset.original else {
             continue;
         };
-        let bytes = store.read_blob(&asset, original).map_err(|e| e.to_string())?;
+        let bytes = store
+            .read_blob(&asset, original)
+            .map_err(|e| e.to_string())?;
         let ext = match asset.format.as_deref() {
             Some("PNG") => "png",
             Some("HEIF") => "heic",
@@ -139,7 +148,10 @@ pub fn access_package(
             _ => "jpg",
         };
         let file = format!("photos/{id}.{ext}");
-        files.push(PackageFile { path: file.clone(), bytes });
+        files.push(PackageFile {
+            path: file.clone(),
+            bytes,
+        });
         let faces: Vec<_> = asset.faces.iter().filter(|f| nos.contains(&f.no)).collect();
         let sidecar = crate::export::xmp::sidecar(&crate::export::xmp::SidecarInput {
             displayed_width: asset.width.unwrap_or(1),
@@ -161,7 +173,10 @@ pub fn access_package(
             rights: Default::default(),
         });
         let xmp = format!("xmp/{id}.xmp");
-        files.push(PackageFile { path: xmp.clone(), bytes: sidecar.into_bytes() });
+        files.push(PackageFile {
+            path: xmp.clone(),
+            bytes: sidecar.into_bytes(),
+        });
         let mut decisions = Vec::new();
         for purpose in &purposes {
             let d = rights
@@ -190,7 +205,11 @@ pub fn access_package(
             format: asset.format.clone(),
             width: asset.width,
             height: asset.height,
-            taken_at: asset.metadata.capture_time.as_ref().map(|t| t.local.clone()),
+            taken_at: asset
+                .metadata
+                .capture_time
+                .as_ref()
+                .map(|t| t.local.clone()),
             ingested_at: crate::clock::rfc3339(asset.created_at_ms),
             faces: faces
                 .iter()
@@ -261,13 +280,26 @@ fn person_info(p: &Person) -> package::PersonInfo {
 fn safe_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let cleaned = cleaned.trim_start_matches('.').to_owned();
-    if cleaned.is_empty() { "document".to_owned() } else { cleaned }
+    if cleaned.is_empty() {
+        "document".to_owned()
+    } else {
+        cleaned
+    }
 }
 
 /// Details for a case action.
 pub fn details(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }

@@ -147,7 +147,10 @@ fn engine(ingestor: Option<&Ingestor>) -> Result<&Ingestor, String> {
 }
 
 /// Runs the engine on an uploaded photo: (width, height, faces).
-pub fn detect(ingestor: &Ingestor, photo: &PhotoUpload) -> Result<Vec<crate::domain::Face>, String> {
+pub fn detect(
+    ingestor: &Ingestor,
+    photo: &PhotoUpload,
+) -> Result<Vec<crate::domain::Face>, String> {
     let bytes = hex_decode(&photo.hex).ok_or("the photo did not arrive intact")?;
     let image = decode::decode_upright(&bytes, ingestor.limits())
         .map_err(|e| format!("{}: {e}", photo.name))?;

@@ -85,6 +85,8 @@ pub enum IngestError {
     /// retried, and quarantined only when the attempts run out.
     #[error("face stage: {0}")]
     Faces(#[from] FaceError),
+    #[error("this photo was erased (GDPR Art. 17) at {at}; it is not stored again")]
+    Erased { at: String },
 }
 
 /// Why [`Ingestor::process`] stopped before the end.
@@ -115,6 +117,9 @@ pub enum JobOutcome {
         delay: Duration,
         error: String,
     },
+    /// The bytes are a photo erased under GDPR Art. 17: not stored again; the
+    /// share's post-action ran (a `keep` share remembers the drop as settled).
+    Erased(AssetId),
 }
 
 pub struct Ingestor {
@@ -260,6 +265,14 @@ impl Ingestor {
         {
             return Ok(JobOutcome::Dropped("changed while being read"));
         }
+        let id = AssetId::of_bytes(&bytes);
+        if let Some(erased) = self.store.tombstone(&id)? {
+            log::warn!(target: "consentry::ingest", asset_id = id.as_str(), path = path.to_string_lossy().as_ref(), stage = "erased";
+                "this photo was erased (GDPR Art. 17) at {}; it is not stored again", clock::rfc3339(erased.erased_at_ms));
+            self.store.remember_erased_source(&source, &id)?;
+            self.post_action(job)?;
+            return Ok(JobOutcome::Erased(id));
+        }
         let mut report = self.ingest(
             SourceFile {
                 source,
@@ -293,6 +306,11 @@ impl Ingestor {
             &format!("{} bytes", file.bytes.len()),
         );
 
+        if let Some(erased) = self.store.tombstone(&id)? {
+            return Err(IngestError::Erased {
+                at: clock::rfc3339(erased.erased_at_ms),
+            });
+        }
         if let Some(outcome) = self.store.add_source_if_known(&id, &file.source, job)? {
             let existing = self
                 .store

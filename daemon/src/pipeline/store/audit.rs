@@ -96,7 +96,11 @@ impl Store {
         self.audit.len()
     }
 
-    pub fn audit_put_checkpoint<T: Serialize>(&self, seq: u64, value: &T) -> Result<(), StoreError> {
+    pub fn audit_put_checkpoint<T: Serialize>(
+        &self,
+        seq: u64,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.audit_checkpoints.insert(seq.to_be_bytes(), raw)?;
         Ok(())
@@ -128,7 +132,12 @@ pub(crate) struct AuditTamper<'a> {
 #[cfg(test)]
 impl AuditTamper<'_> {
     pub fn raw(&self, seq: u64) -> Vec<u8> {
-        self.store.audit.get(seq.to_be_bytes()).unwrap().unwrap().to_vec()
+        self.store
+            .audit
+            .get(seq.to_be_bytes())
+            .unwrap()
+            .unwrap()
+            .to_vec()
     }
     pub fn put_raw(&self, seq: u64, raw: &[u8]) {
         self.store.audit.insert(seq.to_be_bytes(), raw).unwrap();
@@ -147,7 +156,11 @@ impl AuditTamper<'_> {
         self.store.unseal(TREE_AUDIT, &key, &self.raw(seq)).unwrap()
     }
     pub fn set_head(&self, seq: u64, hash: &str) {
-        let head = serde_json::to_vec(&AuditHead { seq, hash: hash.to_owned() }).unwrap();
+        let head = serde_json::to_vec(&AuditHead {
+            seq,
+            hash: hash.to_owned(),
+        })
+        .unwrap();
         self.store.meta.insert(KEY_HEAD, head).unwrap();
     }
 }

@@ -43,7 +43,10 @@ impl Store {
     pub fn put_asset_record(&self, asset: &crate::domain::Asset) -> Result<(), StoreError> {
         let key = asset.id.key_bytes();
         if !self.assets.contains_key(&key)? {
-            return Err(StoreError::Corrupt(format!("asset {} is not in the catalogue", asset.id)));
+            return Err(StoreError::Corrupt(format!(
+                "asset {} is not in the catalogue",
+                asset.id
+            )));
         }
         let sealed = self.seal(super::TREE_ASSETS, &key, asset)?;
         self.assets.insert(key, sealed)?;

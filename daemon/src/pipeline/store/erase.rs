@@ -180,3 +180,19 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Records a drop of an erased photo's bytes as a known source, so a
+    /// `keep` share does not offer it again; the asset stays erased.
+    pub fn remember_erased_source(
+        &self,
+        source: &crate::domain::SourceRef,
+        id: &AssetId,
+    ) -> Result<(), StoreError> {
+        let key = self.source_key(source);
+        let sealed = self.seal(super::TREE_SOURCES, &key, id)?;
+        self.sources.insert(key, sealed)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
