@@ -19,8 +19,7 @@ use jiff::civil::Date;
 
 use crate::audit::{Audit, Event};
 use crate::consent::Rights;
-use crate::consent::model::Signer;
-use crate::domain::{AssetId, Person};
+use crate::domain::AssetId;
 use crate::people::People;
 use crate::pipeline::store::Store;
 pub use case::{Case, Kind, Status};
@@ -106,25 +105,7 @@ pub fn access_package(
             }
             None => None,
         };
-        consents.push(ConsentInfo {
-            id: c.id.as_str().to_owned(),
-            version: c.version,
-            signer: match &c.signer {
-                Signer::Subject => "subject".to_owned(),
-                Signer::Guardian { name } => format!("guardian: {name}"),
-            },
-            signed_on: c.signed_on.to_string(),
-            purposes: c.purposes.iter().cloned().collect(),
-            recognition: c.recognition,
-            valid_from: c.valid_from.to_string(),
-            valid_until: c.valid_until.map(|d| d.to_string()),
-            withdrawn_at: c.withdrawn.as_ref().map(|w| w.at.to_string()),
-            withdrawal_reason: c.withdrawn.as_ref().map(|w| w.reason.clone()),
-            reference: c.reference.clone(),
-            document,
-            recorded_at: c.recorded_at.to_string(),
-            recorded_by: c.recorded_by.clone(),
-        });
+        consents.push(ConsentInfo::from_consent(&c, document));
     }
     let purposes = rights.config().purposes.clone();
     let mut photos = Vec::new();
@@ -215,12 +196,7 @@ pub fn access_package(
                 .iter()
                 .map(|f| FaceInfo {
                     face: f.no,
-                    bbox: FaceBoxInfo {
-                        x: f.bbox.x,
-                        y: f.bbox.y,
-                        width: f.bbox.width,
-                        height: f.bbox.height,
-                    },
+                    bbox: FaceBoxInfo::from(f.bbox),
                     status: "confirmed".to_owned(),
                 })
                 .collect(),
@@ -248,7 +224,7 @@ pub fn access_package(
             received: case.received.to_string(),
             due: case.due.to_string(),
         },
-        person: person_info(&person),
+        person: PersonInfo::from_person(&person),
         consents,
         photos,
         recipients,
@@ -262,18 +238,6 @@ pub fn access_package(
     let mut out = std::io::Cursor::new(Vec::new());
     write_package(&mut out, &doc, contact, &files).map_err(|e| e.to_string())?;
     Ok((out.into_inner(), ids))
-}
-
-fn person_info(p: &Person) -> package::PersonInfo {
-    package::PersonInfo {
-        id: p.id.to_string(),
-        name: p.name.clone(),
-        kind: format!("{:?}", p.kind).to_lowercase(),
-        birth_date: p.birth_date.map(|d| d.to_string()),
-        external_ref: p.external_ref.clone(),
-        recognition: p.recognition.as_str().to_owned(),
-        notes: p.notes.clone(),
-    }
 }
 
 /// A file name safe inside the zip.
