@@ -112,7 +112,8 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
     let mut buffer = Vec::new();
     let mut done = Vec::new();
     let result = dispatch(request, ctx, &mut buffer, &mut done);
-    let planned = crate::audit::classify::entries(request);
+    let planned = ids_for_names(crate::audit::classify::entries(request), ctx.people);
+    let done = ids_for_names(done, ctx.people);
     let audited = ctx
         .audit
         .record_all(ctx.actor, Outcome::Ok, done)
@@ -138,6 +139,33 @@ pub fn answer(request: &Request, ctx: &Context<'_>, out: &mut dyn Write) -> Resu
     }
     out.write_all(&buffer).map_err(|e| e.to_string())?;
     result
+}
+
+/// Names a person by id in the log, not by the name the operator typed, so
+/// the log holds no more personal data than it must.
+fn ids_for_names(entries: Vec<crate::audit::Entry>, people: &People) -> Vec<crate::audit::Entry> {
+    let id_of = |text: &str| match crate::domain::PersonId::parse(text) {
+        Some(id) => id.to_string(),
+        None => people
+            .resolve(text)
+            .map(|p| p.id.to_string())
+            .unwrap_or_else(|_| "(unknown person)".to_owned()),
+    };
+    entries
+        .into_iter()
+        .map(|mut e| {
+            if let Some(name) = e.object.strip_prefix("person:") {
+                e.object = format!("person:{}", id_of(name));
+            }
+            for key in ["person", "new_person", "from"] {
+                if let Some(name) = e.details.get(key) {
+                    let id = id_of(name);
+                    e.details.insert(key.to_owned(), id);
+                }
+            }
+            e
+        })
+        .collect()
 }
 
 fn dispatch(

@@ -129,7 +129,7 @@ fn people(request: &PeopleRequest) -> Vec<Entry> {
             vec![Entry::new("search.person", person(p))]
         }
         P::SearchPhoto { photo, .. } => {
-            vec![Entry::new("search.photo", "photos").with("reference", &photo.name)]
+            vec![Entry::new("search.photo", "photos").with("reference_bytes", photo.hex.len() / 2)]
         }
         P::SearchFace { face: f, .. } => vec![Entry::new("search.face", face(f))],
     }
