@@ -29,6 +29,7 @@ fn main() {
         &AuditConfig {
             signing_key_file: dir.path().join("audit-signing.key"),
             checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(3600),
         },
     )
     .unwrap();

@@ -315,6 +315,9 @@ pub struct AuditConfig {
     pub signing_key_file: PathBuf,
     /// A signed checkpoint after this many events (and at every stop).
     pub checkpoint_every: u64,
+    /// ... and at least this often while events arrive.
+    #[serde(deserialize_with = "de_duration")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for AuditConfig {
@@ -322,6 +325,7 @@ impl Default for AuditConfig {
         AuditConfig {
             signing_key_file: PathBuf::from("/etc/consentry/audit-signing.key"),
             checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -537,6 +541,9 @@ impl Config {
         let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
         if self.audit.checkpoint_every == 0 {
             return bad("audit.checkpoint_every", "must be at least 1");
+        }
+        if self.audit.checkpoint_interval < Duration::from_secs(1) {
+            return bad("audit.checkpoint_interval", "must be at least 1s");
         }
         if self.store.erasure_ledger.starts_with(&self.store.data_dir) {
             return bad(

@@ -128,15 +128,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })?);
 
     let maintenance = registry.register("people");
-    let (m_people, m_exit, m_every) = (
+    let (m_people, m_audit, m_exit, m_every) = (
         Arc::clone(&people),
+        Arc::clone(&audit),
         Arc::clone(&must_exit),
         config.people.maintenance_interval,
     );
     threads.push(
         std::thread::Builder::new()
             .name("people".into())
-            .spawn(move || people_maintenance(&m_people, &maintenance, &m_exit, m_every))?,
+            .spawn(move || {
+                people_maintenance(&m_people, &m_audit, &maintenance, &m_exit, m_every)
+            })?,
+    );
+
+    let signer = registry.register("audit");
+    let (a_audit, a_exit, a_every) = (
+        Arc::clone(&audit),
+        Arc::clone(&must_exit),
+        config.audit.checkpoint_interval,
+    );
+    threads.push(
+        std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || audit_checkpoints(&a_audit, &signer, &a_exit, a_every))?,
     );
 
     let rights = Arc::new(crate::consent::Rights::open(
@@ -299,8 +314,38 @@ const REMINDER_CHECK_SECS: u32 = 60;
 
 /// The people worker: purges templates past their retention period and
 /// re-clusters unknown faces, at start and then every `maintenance_interval`.
+/// Signs an audit checkpoint every `audit.checkpoint_interval` while events
+/// arrive (checked each minute).
+fn audit_checkpoints(
+    audit: &crate::audit::Audit,
+    handle: &WorkerHandle,
+    must_exit: &AtomicBool,
+    interval: Duration,
+) {
+    handle.set(WorkerState::Idle, None);
+    while !must_exit.load(Ordering::Relaxed) {
+        match audit.checkpoint_if_due(clock::now_ms(), interval) {
+            Ok(Some(cp)) => {
+                handle.count(true);
+                handle.set(
+                    WorkerState::Idle,
+                    Some(format!("signed up to event {}", cp.seq)),
+                );
+            }
+            Ok(None) => {}
+            Err(err) => {
+                handle.count(false);
+                handle.set(WorkerState::Throttled, Some(err.to_string()));
+                log::error!(target: "consentry::audit", "cannot sign an audit checkpoint: {err}");
+            }
+        }
+        sleep_unless(must_exit, Duration::from_secs(60).min(interval));
+    }
+}
+
 fn people_maintenance(
     people: &People,
+    audit: &crate::audit::Audit,
     handle: &WorkerHandle,
     must_exit: &AtomicBool,
     every: Duration,
@@ -310,6 +355,16 @@ fn people_maintenance(
         match std::panic::catch_unwind(AssertUnwindSafe(|| people.maintain(clock::now_ms()))) {
             Ok(Ok(report)) => {
                 handle.count(true);
+                if report.purged_templates > 0
+                    && let Err(err) = audit.record(
+                        &crate::audit::Actor::daemon(),
+                        crate::audit::Outcome::Ok,
+                        crate::audit::Entry::new("templates.retention_purge", "templates")
+                            .with("templates", report.purged_templates),
+                    )
+                {
+                    log::error!(target: "consentry::audit", "cannot record a retention purge: {err}");
+                }
                 handle.set(
                     WorkerState::Idle,
                     Some(format!(

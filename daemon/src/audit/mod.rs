@@ -180,6 +180,7 @@ struct Head {
     seq: u64,
     hash: String,
     checkpointed: u64,
+    checkpointed_at_ms: u64,
 }
 
 /// The audit service: one writer, serialised by a lock.
@@ -199,10 +200,8 @@ impl Audit {
             Some(head) => (head.seq, head.hash),
             None => (0, GENESIS.to_owned()),
         };
-        let checkpointed = store
-            .audit_checkpoints::<Checkpoint>()?
-            .last()
-            .map_or(0, |c| c.seq);
+        let last = store.audit_checkpoints::<Checkpoint>()?.pop();
+        let (checkpointed, checkpointed_at_ms) = last.map_or((0, 0), |c| (c.seq, c.at_ms));
         Ok(Audit {
             store,
             key,
@@ -211,6 +210,7 @@ impl Audit {
                 seq,
                 hash,
                 checkpointed,
+                checkpointed_at_ms,
             }),
         })
     }
@@ -286,7 +286,25 @@ impl Audit {
             .audit_put_checkpoint(checkpoint.seq, &checkpoint)?;
         self.store.flush()?;
         head.checkpointed = head.seq;
+        head.checkpointed_at_ms = checkpoint.at_ms;
         Ok(checkpoint)
+    }
+
+    /// Signs the head when events arrived since the last checkpoint and that
+    /// was at least `interval` ago (the daemon calls this every minute).
+    pub fn checkpoint_if_due(
+        &self,
+        now_ms: u64,
+        interval: std::time::Duration,
+    ) -> Result<Option<Checkpoint>, AuditError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let due = head.seq > head.checkpointed
+            && now_ms.saturating_sub(head.checkpointed_at_ms)
+                >= crate::clock::duration_ms(interval);
+        if !due {
+            return Ok(None);
+        }
+        self.checkpoint_locked(&mut head).map(Some)
     }
 
     /// Events with `at_ms >= since_ms`, in order; unreadable ones are skipped

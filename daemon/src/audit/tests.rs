@@ -29,6 +29,7 @@ fn fixture(checkpoint_every: u64) -> Fixture {
         &AuditConfig {
             signing_key_file: dir.path().join("keys/audit-signing.key"),
             checkpoint_every,
+            checkpoint_interval: Duration::from_secs(3600),
         },
     )
     .unwrap();
@@ -222,6 +223,7 @@ fn the_chain_continues_after_reopening() {
         &AuditConfig {
             signing_key_file: key_file,
             checkpoint_every: 100,
+            checkpoint_interval: Duration::from_secs(3600),
         },
     )
     .unwrap();
@@ -241,4 +243,40 @@ fn csv_quotes_what_needs_quoting() {
     assert_eq!(csv_field("plain"), "plain");
     assert_eq!(csv_field("a,b"), "\"a,b\"");
     assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+}
+
+#[test]
+fn a_checkpoint_is_signed_when_the_interval_passed_and_events_arrived() {
+    let f = fixture(1000);
+    let hour = Duration::from_secs(3600);
+    let now = crate::clock::now_ms();
+    assert!(
+        f.audit.checkpoint_if_due(now, hour).unwrap().is_none(),
+        "no events yet"
+    );
+    fill(&f, 3);
+    // The first checkpoint is due at once (none was ever signed).
+    let cp = f.audit.checkpoint_if_due(now, hour).unwrap().unwrap();
+    assert_eq!(cp.seq, 3);
+    fill(&f, 2);
+    assert!(
+        f.audit
+            .checkpoint_if_due(now + 60_000, hour)
+            .unwrap()
+            .is_none(),
+        "within the hour"
+    );
+    let cp = f
+        .audit
+        .checkpoint_if_due(cp.at_ms + 3_600_000, hour)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.seq, 5);
+    assert!(
+        f.audit
+            .checkpoint_if_due(cp.at_ms + 7_200_000, hour)
+            .unwrap()
+            .is_none(),
+        "nothing new"
+    );
 }
