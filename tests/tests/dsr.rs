@@ -557,6 +557,22 @@ fn find_package_erase_restore_and_deadlines() {
         )) && said.contains("the templates of 1 person(s)"),
         "{said}"
     );
+    // The events the restore rolled back are kept beside the ledger.
+    let kept = files_sorted(&env.root().join("ledger"))
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-before-restore-")
+        })
+        .expect("the audit log before the restore is kept");
+    let kept = std::fs::read_to_string(kept).unwrap();
+    assert!(
+        kept.lines()
+            .any(|l| l.contains("\"asset.erase\"") && l.contains(&doomed[0])),
+        "the kept log holds the erasure events"
+    );
     let daemon = env.start();
     check_gone(&env, "after restoring the older backup");
     let restored_two = &catalogue(&env)[&two_id];

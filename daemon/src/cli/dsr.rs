@@ -653,6 +653,36 @@ pub fn restore(
         "{} holds no keycheck file: not a consentry backup",
         file.display()
     );
+    // The backup must open with this master key before anything is replaced.
+    let (master, source) = crate::pipeline::store::crypto::load_master_key(
+        &config.store.master_key_file,
+        &config.store.master_key_credential,
+    )?;
+    let fingerprint = crate::pipeline::store::crypto::Keyring::new(master).fingerprint();
+    let expected = std::fs::read_to_string(staging.join("keycheck"))?;
+    if expected.trim() != fingerprint {
+        std::fs::remove_dir_all(&staging)?;
+        anyhow::bail!(
+            "{} was written with another master key (fingerprint {}), not the one from {source} ({fingerprint}); nothing was changed",
+            file.display(),
+            expected.trim()
+        );
+    }
+    // The audit events the restore rolls back are kept beside the ledger.
+    let kept = if occupied {
+        match keep_audit_log(config) {
+            Ok(kept) => Some(kept),
+            Err(err) => {
+                writeln!(
+                    out,
+                    "warning: the current audit log could not be kept before the restore: {err:#}"
+                )?;
+                None
+            }
+        }
+    } else {
+        None
+    };
     if data_dir.exists() {
         std::fs::remove_dir_all(data_dir)
             .with_context(|| format!("cannot remove {}", data_dir.display()))?;
@@ -666,7 +696,15 @@ pub fn restore(
     audit.record(
         &actor,
         crate::audit::Outcome::Ok,
-        crate::audit::Entry::new("store.restore", "catalogue").with("file", file.display()),
+        match &kept {
+            Some((path, head)) => crate::audit::Entry::new("store.restore", "catalogue")
+                .with("file", file.display())
+                .with("previous_log", path.display())
+                .with("previous_head", head),
+            None => {
+                crate::audit::Entry::new("store.restore", "catalogue").with("file", file.display())
+            }
+        },
     )?;
     let redone = crate::dsr::erase::replay(
         &store,
@@ -689,5 +727,42 @@ pub fn restore(
         redone.len() - persons,
         config.store.erasure_ledger.display()
     )?;
+    if let Some((path, head)) = kept {
+        writeln!(
+            out,
+            "the audit log before the restore (up to {head}) is kept in {}",
+            path.display()
+        )?;
+    }
     Ok(())
+}
+
+/// Writes the current audit log, as JSON lines, beside the erasure ledger
+/// (outside the data directory) before a restore replaces it. Returns the
+/// file and the head it ended at (`seq:hash`).
+fn keep_audit_log(config: &Config) -> anyhow::Result<(PathBuf, String)> {
+    let (store, _) = crate::pipeline::store::Store::open(&config.store)?;
+    let store = std::sync::Arc::new(store);
+    let audit = crate::audit::Audit::open(std::sync::Arc::clone(&store), &config.audit)?;
+    let events = audit.events_since(0)?;
+    let head = events
+        .last()
+        .map_or_else(|| "empty".to_owned(), |e| format!("{}:{}", e.seq, e.hash));
+    let dir = config
+        .store
+        .erasure_ledger
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!(
+        "audit-before-restore-{}.jsonl",
+        crate::clock::now_ms()
+    ));
+    let mut f = super::create_private(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    for event in &events {
+        writeln!(f, "{}", serde_json::to_string(event)?)?;
+    }
+    f.sync_all()?;
+    Ok((path, head))
 }
