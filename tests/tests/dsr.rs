@@ -20,6 +20,20 @@ use serde_json::Value;
 const WRAPPED_KEY_LEN: usize = 73;
 const KEYS_MAGIC_LEN: usize = 24;
 
+/// The same picture, other bytes (decoded and encoded again).
+fn reencode(jpeg: &[u8]) -> Vec<u8> {
+    use opencv::core::Vector;
+    use opencv::imgcodecs;
+    use opencv::prelude::*;
+    let image =
+        imgcodecs::imdecode(&Vector::<u8>::from_slice(jpeg), imgcodecs::IMREAD_COLOR).unwrap();
+    assert!(!image.empty());
+    let mut out = Vector::<u8>::new();
+    let params = Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 92]);
+    imgcodecs::imencode(".jpg", &image, &mut out, &params).unwrap();
+    out.to_vec()
+}
+
 fn json_field(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
@@ -147,7 +161,9 @@ fn open_and_review(
 #[test]
 fn find_package_erase_restore_and_deadlines() {
     let data = require_testdata!();
-    let env = Env::with_people("delete", "", "recognition = [\"*\"]\n");
+    // Recognition on for the share only: the `archive` collection keeps no
+    // templates, and only `dsr find --scan` can search it.
+    let env = Env::with_people("delete", "", "recognition = [\"e2e\"]\n");
     let mut daemon = env.start();
     let ids = data.join("faces/identities");
     let mut truth: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -397,10 +413,74 @@ fn find_package_erase_restore_and_deadlines() {
         blobs.extend(blob_ids(&before[a]));
     }
     daemon.stop();
+    // A copy of an obama photo (re-encoded: other bytes) in a collection
+    // without recognition, ingested one-shot.
+    let archived = env.root().join("obama-archive.jpg");
+    let archived_bytes =
+        reencode(&std::fs::read(files_sorted(&ids.join("obama"))[2].clone()).unwrap());
+    std::fs::write(&archived, &archived_bytes).unwrap();
+    let ingested = env.cli(&[
+        "ingest",
+        archived.to_str().unwrap(),
+        "--collection",
+        "archive",
+    ]);
+    assert!(
+        ingested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingested.stderr)
+    );
+    let archived_id = blake3_hex(&archived_bytes);
     let backup = env.root().join("before-erasure.zip");
     let b = env.cli(&["backup", "--out", backup.to_str().unwrap()]);
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     let mut daemon = env.start();
+
+    // ---- find --scan: the archive has no templates; the engine runs over it
+    // for this request only, and stores nothing.
+    let templates = |env: &Env| env.status()["people"]["templates"].as_u64().unwrap();
+    let before_scan = templates(&env);
+    let case_s = json_field(
+        &ok(
+            &env,
+            &["dsr", "open", "obama", "--kind", "access", "--json"],
+        )[0],
+        "id",
+    );
+    let plain = ok(
+        &env,
+        &[
+            "dsr",
+            "find",
+            &case_s,
+            "--photo",
+            obama_ref.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        !plain.iter().any(|f| f["asset"] == archived_id.as_str()),
+        "no template in the archive: {plain:?}"
+    );
+    let scanned = ok(
+        &env,
+        &[
+            "dsr",
+            "find",
+            &case_s,
+            "--photo",
+            obama_ref.to_str().unwrap(),
+            "--scan",
+            "--json",
+        ],
+    );
+    let hit = scanned
+        .iter()
+        .find(|f| f["asset"] == archived_id.as_str())
+        .unwrap_or_else(|| panic!("the scan finds obama in the archive: {scanned:?}"));
+    assert_eq!(hit["how"], "scanned");
+    assert!(hit["distance"].as_f64().unwrap() <= 0.55);
+    assert_eq!(templates(&env), before_scan, "the scan stores no template");
     let erased = ok(&env, &["dsr", "erase", &case_e, "--json"]);
     let erased_assets: BTreeSet<String> = erased
         .iter()

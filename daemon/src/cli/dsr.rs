@@ -68,6 +68,10 @@ pub enum DsrCommand {
         photo: Option<PathBuf>,
         #[arg(long, value_name = "D")]
         max_distance: Option<f32>,
+        /// Also run the face engine over photos in collections without
+        /// recognition (slow; nothing computed is stored).
+        #[arg(long, requires = "photo")]
+        scan: bool,
         #[arg(long)]
         json: bool,
     },
@@ -156,6 +160,7 @@ impl DsrCommand {
                 id,
                 photo,
                 max_distance,
+                scan,
                 json,
             } => {
                 let reference = photo
@@ -169,6 +174,7 @@ impl DsrCommand {
                         id,
                         reference,
                         max_distance,
+                        scan,
                     },
                     json,
                 )

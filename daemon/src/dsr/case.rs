@@ -66,7 +66,9 @@ pub struct FoundFace {
     pub face: String,
     pub asset: String,
     /// `confirmed` (a person decided), `suggested` (the matcher; to review),
-    /// or `similar` (near the reference photo; to review).
+    /// `similar` (a stored template near the reference photo; to review), or
+    /// `scanned` (found by running the engine over a collection without
+    /// recognition; to review).
     pub how: String,
     pub distance: Option<f32>,
 }

@@ -45,6 +45,11 @@ pub enum DsrRequest {
         id: String,
         reference: Option<PhotoUpload>,
         max_distance: Option<f32>,
+        /// Also run the face engine over photos in collections without
+        /// recognition (no templates there); what it computes is compared
+        /// with the reference and dropped, never stored.
+        #[serde(default)]
+        scan: bool,
     },
     Package {
         id: String,
@@ -92,9 +97,14 @@ pub fn entries(request: &DsrRequest) -> Vec<Entry> {
         DsrRequest::Extend { id, months, .. } => {
             Entry::new("dsr.extend", case(id)).with("months", months)
         }
-        DsrRequest::Find { id, reference, .. } => {
-            Entry::new("dsr.find", case(id)).with("reference_photo", reference.is_some())
-        }
+        DsrRequest::Find {
+            id,
+            reference,
+            scan,
+            ..
+        } => Entry::new("dsr.find", case(id))
+            .with("reference_photo", reference.is_some())
+            .with("scan", scan),
         DsrRequest::Package { id } => Entry::new("dsr.package", case(id)),
         DsrRequest::Erase { id, assets, mode } => Entry::new("dsr.erase", case(id))
             .with("mode", format!("{mode:?}").to_lowercase())
@@ -231,10 +241,21 @@ pub fn answer(
             id,
             reference,
             max_distance,
+            scan,
         } => {
             let mut case = open_for_change(ctx.store, id)?;
-            let found = find(ctx, &case, reference.as_ref(), max_distance.unwrap_or(0.55))?;
+            if *scan && reference.is_none() {
+                return Err("--scan compares photos with a reference photo: add --photo".into());
+            }
+            let found = find(
+                ctx,
+                &case,
+                reference.as_ref(),
+                max_distance.unwrap_or(0.55),
+                *scan,
+            )?;
             let count = |how: &str| found.iter().filter(|f| f.how == how).count().to_string();
+            let scanned = count("scanned");
             case.log(
                 by,
                 "find",
@@ -242,6 +263,7 @@ pub fn answer(
                     ("confirmed", count("confirmed")),
                     ("suggested", count("suggested")),
                     ("similar", count("similar")),
+                    ("scanned", scanned),
                 ]),
             );
             case.found = found;
@@ -461,6 +483,7 @@ fn find(
     case: &Case,
     reference: Option<&PhotoUpload>,
     max_distance: f32,
+    scan: bool,
 ) -> Result<Vec<super::case::FoundFace>, String> {
     use super::case::FoundFace;
     let person = ctx
@@ -521,6 +544,76 @@ fn find(
                         distance: Some(hit.distance),
                     });
                 }
+            }
+        }
+        if scan {
+            let references: Vec<&[f32]> = faces.iter().map(|f| f.embedding.as_slice()).collect();
+            for hit in scan_unindexed(ctx, ingestor, &references, max_distance)? {
+                if seen.insert(hit.face.clone()) {
+                    found.push(hit);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Photos in collections without recognition hold no templates: run the
+/// engine over their originals and compare each face with the reference
+/// faces. The embeddings computed here are dropped, never stored; a face
+/// found is matched to the stored face at the same place (box overlap).
+fn scan_unindexed(
+    ctx: &Context<'_>,
+    ingestor: &crate::pipeline::ingest::Ingestor,
+    references: &[&[f32]],
+    max_distance: f32,
+) -> Result<Vec<super::case::FoundFace>, String> {
+    let mut found = Vec::new();
+    for asset in ctx.store.assets() {
+        let asset = asset.map_err(|e| e.to_string())?;
+        if asset.faces.is_empty() || ctx.people.config().recognises(&asset.collection) {
+            continue;
+        }
+        let Some(original) = &asset.original else {
+            continue;
+        };
+        let bytes = ctx
+            .store
+            .read_blob(&asset, original)
+            .map_err(|e| e.to_string())?;
+        let image = match crate::pipeline::decode::decode_upright(&bytes, ingestor.limits()) {
+            Ok(image) => image,
+            Err(err) => {
+                log::warn!(target: "consentry::dsr", asset_id = asset.id.as_str(); "scan: cannot decode: {err}");
+                continue;
+            }
+        };
+        let faces = ingestor
+            .faces()
+            .process(&image)
+            .map_err(|e| format!("asset {}: face engine: {e}", asset.id))?;
+        for face in &faces {
+            let Some(distance) = references
+                .iter()
+                .map(|r| crate::people::index::distance(r, &face.embedding))
+                .min_by(f32::total_cmp)
+                .filter(|d| *d <= max_distance)
+            else {
+                continue;
+            };
+            let stored = asset
+                .faces
+                .iter()
+                .map(|s| (s, s.bbox.iou(&face.bbox)))
+                .filter(|(_, iou)| *iou >= 0.5)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((stored, _)) = stored {
+                found.push(super::case::FoundFace {
+                    face: stored.face_ref(&asset.id).to_string(),
+                    asset: asset.id.to_string(),
+                    how: "scanned".into(),
+                    distance: Some(distance),
+                });
             }
         }
     }
