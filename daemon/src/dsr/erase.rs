@@ -235,6 +235,8 @@ fn redact_in_place(
     let jpeg = redact::encode_jpeg(&image.pixels).map_err(|e| e.to_string())?;
     let thumbnails = thumbs::make_thumbnails(&image, thumbnail_sizes).map_err(|e| e.to_string())?;
 
+    // No erasure or key sweep runs while the content is replaced.
+    let _gate = store.exclusive();
     // From here on the old key is gone: the old blobs are unreadable.
     let key = store
         .rotate_asset_key(&asset.id)

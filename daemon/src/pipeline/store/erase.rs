@@ -196,3 +196,11 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Holds off erasures, the key sweep and new-asset commits while a
+    /// caller replaces an asset's content (a redaction).
+    pub fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.erase_gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
