@@ -220,7 +220,7 @@ impl From<&Asset> for AssetDetail {
     }
 }
 
-fn capture_time_text(metadata: &Metadata) -> Option<String> {
+pub fn capture_time_text(metadata: &Metadata) -> Option<String> {
     metadata.capture_time.as_ref().map(|t| match &t.offset {
         Some(offset) => format!("{}{offset}", t.local),
         None => t.local.clone(),

@@ -56,6 +56,8 @@ pub struct Config {
     pub reminders: RemindersConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub web: WebConfig,
     /// The organisation's entries in the Art. 30 register (`consentry register`).
     #[serde(default)]
     pub register: crate::register::RegisterConfig,
@@ -330,6 +332,47 @@ impl Default for AuditConfig {
     }
 }
 
+/// The web console and `/api/v1` (`console/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the console (off: the CLI only).
+    pub enabled: bool,
+    /// Address and port of the HTTPS console.
+    pub listen: String,
+    /// Optional plain-HTTP address that only redirects to HTTPS (never data).
+    pub http_listen: Option<String>,
+    /// PEM certificate chain and private key. When neither file exists, a
+    /// self-signed certificate is generated there at start and its
+    /// fingerprint logged.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Host names (and addresses) the generated certificate is for, besides
+    /// `localhost`.
+    pub hostnames: Vec<String>,
+    /// A session ends after this long without a request ...
+    #[serde(deserialize_with = "de_duration")]
+    pub session_idle: Duration,
+    /// ... and this long after sign-in in any case.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_absolute: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: true,
+            listen: "[::]:8443".to_owned(),
+            http_listen: None,
+            cert_file: PathBuf::from("/etc/consentry/tls/console.crt"),
+            key_file: PathBuf::from("/etc/consentry/tls/console.key"),
+            hostnames: Vec::new(),
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
 /// The daily reminder digest (consents and licences expiring, withdrawals).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -472,6 +515,9 @@ impl Config {
         config.store.master_key_file = dir.join("master.key");
         config.store.erasure_ledger = dir.join("erasure-ledger");
         config.audit.signing_key_file = dir.join("audit-signing.key");
+        config.web.listen = "127.0.0.1:8443".to_owned();
+        config.web.cert_file = dir.join("tls/console.crt");
+        config.web.key_file = dir.join("tls/console.key");
         config.control.socket = dir.join("control.sock");
         config.ingest.quiet_period = Duration::from_secs(2);
         config.ingest.rescan_interval = Duration::from_secs(10);
@@ -520,6 +566,8 @@ impl Config {
         fix(&mut self.store.master_key_file);
         fix(&mut self.store.erasure_ledger);
         fix(&mut self.audit.signing_key_file);
+        fix(&mut self.web.cert_file);
+        fix(&mut self.web.key_file);
         fix(&mut self.control.socket);
         fix(&mut self.faces.models_dir);
         if let Some(smtp) = &mut self.reminders.smtp {
@@ -550,6 +598,24 @@ impl Config {
                 "store.erasure_ledger",
                 "must be outside store.data_dir, or restoring a backup would roll it back",
             );
+        }
+        if self.web.enabled {
+            if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+                return bad("web.listen", "must be an address and port, e.g. \"[::]:8443\"");
+            }
+            if let Some(http) = &self.web.http_listen
+                && http.parse::<std::net::SocketAddr>().is_err()
+            {
+                return bad("web.http_listen", "must be an address and port, e.g. \"[::]:80\"");
+            }
+            if self.web.session_idle < Duration::from_secs(60)
+                || self.web.session_idle > self.web.session_absolute
+            {
+                return bad(
+                    "web.session_idle",
+                    "must be at least 1m and at most web.session_absolute",
+                );
+            }
         }
         if self.ingest.max_pixels == 0 {
             return bad("ingest.max_pixels", "must be greater than 0");

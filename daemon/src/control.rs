@@ -19,6 +19,7 @@ use crate::api::{AssetDetail, AssetSummary, StatusReport};
 use crate::audit::commands::AuditRequest;
 use crate::audit::{Actor, Audit, Outcome};
 use crate::config::Config;
+use crate::console::users::{UserRequest, Users};
 use crate::consent::Rights;
 use crate::consent::commands::RightsRequest;
 use crate::domain::AssetId;
@@ -41,6 +42,7 @@ pub enum Request {
     Rights { request: Box<RightsRequest> },
     Audit { request: AuditRequest },
     Dsr { request: Box<DsrRequest> },
+    Users { request: UserRequest },
 }
 
 impl Request {
@@ -87,6 +89,7 @@ pub struct ControlState {
     pub ingestor: Arc<Ingestor>,
     pub rights: Arc<Rights>,
     pub audit: Arc<Audit>,
+    pub users: Arc<Users>,
 }
 
 /// What a request is answered from: the daemon's state, or what the CLI
@@ -99,6 +102,7 @@ pub struct Context<'a> {
     pub ingestor: Option<&'a Ingestor>,
     pub rights: &'a Rights,
     pub audit: &'a Audit,
+    pub users: &'a Users,
     /// Who asked (from the socket peer's credentials, or this process).
     pub actor: &'a Actor,
 }
@@ -225,11 +229,12 @@ fn dispatch(
         ),
         Request::Audit { request } => crate::audit::commands::answer(request, ctx.audit, out),
         Request::Dsr { request } => crate::dsr::commands::answer(request, ctx, out, done),
+        Request::Users { request } => ctx.users.answer(request, out),
     }
 }
 
 /// Writes one JSON value as one line.
-fn line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), String> {
+pub(crate) fn line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), String> {
     let mut text = serde_json::to_string(value).map_err(|e| e.to_string())?;
     text.push('\n');
     out.write_all(text.as_bytes()).map_err(|e| e.to_string())
@@ -301,6 +306,7 @@ fn handle(stream: UnixStream, state: &ControlState) {
                 ingestor: Some(&state.ingestor),
                 rights: &state.rights,
                 audit: &state.audit,
+                users: &state.users,
                 actor: &Actor::socket_peer(uid, sudo_user),
             },
             &mut out,

@@ -175,6 +175,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let socket = config.control_socket();
+    let users = Arc::new(crate::console::users::Users::new(
+        Arc::clone(&store),
+        crate::console::sessions(&config.web),
+    ));
     let control_state = Arc::new(ControlState {
         store: Arc::clone(&store),
         config: config.clone(),
@@ -182,6 +186,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         ingestor: Arc::clone(&ingestor),
         rights: Arc::clone(&rights),
         audit: Arc::clone(&audit),
+        users: Arc::clone(&users),
     });
     control::serve(&socket, control_state).map_err(|err| {
         anyhow::anyhow!(
@@ -189,6 +194,26 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             socket.display()
         )
     })?;
+    let console = if config.web.enabled {
+        let running = crate::console::start(Arc::new(crate::console::Console {
+            store: Arc::clone(&store),
+            config: config.clone(),
+            registry: Arc::clone(&registry),
+            ingestor: Arc::clone(&ingestor),
+            rights: Arc::clone(&rights),
+            audit: Arc::clone(&audit),
+            users: Arc::clone(&users),
+            metrics: Default::default(),
+        }))?;
+        log::info!(target: "consentry::console", url = running.url.as_str(), fingerprint = running.fingerprint.as_str();
+            "web console at {} (certificate SHA-256 {})", running.url, running.fingerprint);
+        if users.all().map(|u| u.is_empty()).unwrap_or(false) {
+            log::warn!(target: "consentry::console", "no console users yet: create the first admin with `consentry user add NAME --role admin`");
+        }
+        Some(running)
+    } else {
+        None
+    };
     log::info!(target: "consentry::daemon", "ready: {n_workers} ingest worker(s), {} share(s), control socket {}", config.shares.len(), socket.display());
     for share in &config.shares {
         log::info!(target: "consentry::daemon", "drop photos into {} (collection {}, then {})", share.path.display(), share.collection, share.after_ingest);
@@ -196,6 +221,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     wait_for_signal()?;
     log::info!(target: "consentry::daemon", "stopping: finishing the files in progress (at most {}s)", EXIT_DEADLINE.as_secs());
+    if let Some(console) = console {
+        console.stop();
+    }
     must_exit.store(true, Ordering::Relaxed);
     wakeup.notify();
     let deadline = Instant::now() + EXIT_DEADLINE;

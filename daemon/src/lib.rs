@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod domain;

@@ -12,6 +12,7 @@ use opencv::core::{Mat, Scalar, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 
+pub mod browser;
 pub mod smtp;
 
 /// `../shared/testdata` beside the checkout (or `$CONSENTRY_TESTDATA`).

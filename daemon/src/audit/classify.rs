@@ -23,6 +23,7 @@ pub fn entries(request: &Request) -> Vec<Entry> {
         Request::Rights { request } => rights(request),
         Request::Audit { request } => vec![super::commands::entry(request)],
         Request::Dsr { request } => crate::dsr::commands::entries(request),
+        Request::Users { request } => request.audit_entries(),
     }
 }
 

@@ -13,6 +13,7 @@ mod consent;
 mod dsr;
 mod faces;
 mod people;
+mod users;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, Request};
@@ -156,6 +157,11 @@ pub enum Command {
     },
     /// The Art. 30 record of processing activities, from the configuration.
     Register(dsr::RegisterArgs),
+    /// Web console users: add, passwd, disable, enable, role, list.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
     /// Back up the data directory into one zip file (daemon stopped).
     Backup {
         #[arg(long, value_name = "FILE")]
@@ -307,6 +313,7 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
         Command::Dsr { command } => dsr::run_dsr(&config, daemon, command, &mut out)?,
         Command::Audit { command } => dsr::run_audit(&config, daemon, command, &mut out)?,
         Command::Register(args) => dsr::run_register(&config, daemon, args, &mut out)?,
+        Command::User { command } => users::run(&config, daemon, command, &mut out)?,
         Command::Backup { out: file } => dsr::backup(&config, daemon, &file, &mut out)?,
         Command::Restore { file, replace } => {
             dsr::restore(&config, daemon, &file, replace, &mut out)?
@@ -479,7 +486,7 @@ pub fn run_cli(args: CliArgs) -> anyhow::Result<()> {
 
 /// Runs a request against the daemon, or against the store when none runs
 /// (loading the face engine only for requests that need it).
-fn query(
+pub(crate) fn query(
     config: &Config,
     daemon: bool,
     request: &Request,
@@ -524,6 +531,10 @@ fn query(
         ingestor: ingestor.as_ref(),
         rights: &rights,
         audit: &audit,
+        users: &crate::console::users::Users::new(
+            Arc::clone(&store),
+            crate::console::sessions(&config.web),
+        ),
         actor: &actor,
     };
     control::answer(request, &ctx, &mut buffer).map_err(anyhow::Error::msg)?;

@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::config::ConsentConfig;
-use crate::domain::{AssetId, PersonId};
+use crate::domain::{Asset, AssetId, PersonId};
 use crate::people::People;
 use crate::pipeline::store::{Store, StoreError};
 use decide::{Decision, Facts, Question, Rules};
@@ -83,6 +83,8 @@ struct State {
 
 /// The rights service. Cheap to share (`Arc`).
 pub struct Rights {
+    /// Decisions made since start: [allowed, blocked] (for `/metrics`).
+    pub decisions: [std::sync::atomic::AtomicU64; 2],
     store: Arc<Store>,
     config: ConsentConfig,
     rules: Rules,
@@ -98,6 +100,7 @@ impl Rights {
             restrictions: store.restrictions()?,
         };
         Ok(Rights {
+            decisions: Default::default(),
             store,
             config,
             rules,
@@ -479,23 +482,63 @@ impl Rights {
             .store
             .asset(asset)?
             .ok_or_else(|| RightsError::UnknownAsset(asset.as_str().to_owned()))?;
+        Ok(self
+            .decide_many(people, &asset, &[purpose], date, known_at)
+            .remove(0))
+    }
+
+    /// The decision for every configured purpose on `date`, for a loaded
+    /// asset (one lock, one read of the persons).
+    pub fn decide_all(&self, people: &People, asset: &Asset, date: Date) -> Vec<Decision> {
+        let purposes: Vec<&str> = self.config.purposes.iter().map(String::as_str).collect();
+        self.decide_many(people, asset, &purposes, date, self.default_known_at(date))
+    }
+
+    fn decide_many(
+        &self,
+        people: &People,
+        asset: &Asset,
+        purposes: &[&str],
+        date: Date,
+        known_at: Timestamp,
+    ) -> Vec<Decision> {
+        use std::sync::atomic::Ordering;
         let persons = people.persons();
         let state = self.lock();
-        Ok(decide::decide(
-            &Facts {
-                asset: &asset,
-                persons: &persons,
-                consents: &state.consents,
-                licences: &state.licences,
-                restrictions: &state.restrictions,
-            },
-            &Question {
-                purpose,
-                date,
-                known_at,
-            },
-            &self.rules,
-        ))
+        let facts = Facts {
+            asset,
+            persons: &persons,
+            consents: &state.consents,
+            licences: &state.licences,
+            restrictions: &state.restrictions,
+        };
+        purposes
+            .iter()
+            .map(|purpose| {
+                let decision = decide::decide(
+                    &facts,
+                    &Question {
+                        purpose,
+                        date,
+                        known_at,
+                    },
+                    &self.rules,
+                );
+                self.decisions[usize::from(!decision.allowed)].fetch_add(1, Ordering::Relaxed);
+                decision
+            })
+            .collect()
+    }
+
+    /// Whether `subject` is restricted now (its latest restriction record).
+    pub fn restricted(&self, subject: &Subject) -> bool {
+        let state = self.lock();
+        state
+            .restrictions
+            .iter()
+            .filter(|r| &r.subject == subject)
+            .max_by_key(|r| r.version)
+            .is_some_and(|r| r.restricted)
     }
 
     /// Runs `f` with the records (for reports over many assets).

@@ -115,7 +115,7 @@ pub struct Hit {
 }
 
 /// One cluster of unknown faces.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ClusterView {
     pub id: String,
     pub size: usize,

@@ -25,7 +25,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod crypto;
-pub mod dsr;
+pub mod records;
 pub mod erase;
 pub mod jobs;
 pub mod keystore;
