@@ -42,6 +42,7 @@ bench: deps models
 	$(CARGO) bench -p consentry-daemon --bench search
 	$(CARGO) bench -p consentry-daemon --bench decide
 	$(CARGO) bench -p consentry-daemon --bench audit
+	$(CARGO) bench -p consentry-tests --bench console_load
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

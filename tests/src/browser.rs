@@ -216,9 +216,9 @@ pub fn missing() -> Option<String> {
     None
 }
 
-/// [`Browser::start`], or None after a `SKIPPED:` line on stderr (shown
-/// even when the harness captures output) when Chromium
-/// or `chromedriver` is not installed; panics instead under
+/// [`Browser::start`], or None when Chromium or `chromedriver` is not
+/// installed, after a `SKIPPED:` line on stderr (shown even when the test
+/// harness captures output); panics instead under
 /// `CONSENTRY_REQUIRE_TESTDATA=1` (as `.ci/run` sets), and whenever they are
 /// installed but do not start.
 pub fn start_or_skip(artefacts: &Path) -> Option<Browser> {
@@ -392,9 +392,9 @@ impl Browser {
                 let _ = driver.kill();
                 let _ = driver.wait();
                 return Err(format!(
-                    "chromedriver could not start Chromium: {e}\n{} (the last lines of {})",
-                    log_tail(&log_path, 20),
-                    log_path.display()
+                    "chromedriver could not start Chromium: {e}\nthe end of {}:\n{}",
+                    log_path.display(),
+                    log_tail(&log_path, 20)
                 ));
             }
         };

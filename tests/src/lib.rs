@@ -13,6 +13,7 @@ use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 
 pub mod browser;
+pub mod console;
 pub mod smtp;
 
 /// `../shared/testdata` beside the checkout (or `$CONSENTRY_TESTDATA`).
@@ -228,6 +229,7 @@ impl Env {
                  [faces]\nmodels_dir = \"{models}\"\n\
                  [log]\nlevel = \"info\"\njournal = \"never\"\n\
                  [control]\nsocket = \"control.sock\"\n\
+                 [web]\nlisten = \"127.0.0.1:0\"\ncert_file = \"tls/console.crt\"\nkey_file = \"tls/console.key\"\n\
                  [people]\n{people}\n\
                  [[share]]\npath = \"share\"\ncollection = \"e2e\"\nafter_ingest = \"{after_ingest}\"\n{move_to}"
             ),

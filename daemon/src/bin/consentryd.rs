@@ -58,7 +58,8 @@ fn main() -> ExitCode {
             .map(|d| d.display().to_string())
             .unwrap_or_default();
         eprintln!(
-            "\n  consentry demo\n  drop photos into:  {drop}\n  then look:         {cli} --demo {demo} status\n                     {cli} --demo {demo} assets list\n  (the web console arrives with a later release; stop with Ctrl-C)\n"
+            "\n  consentry demo\n  web console:       https://{}/  (self-signed certificate: accept it once)\n  drop photos into:  {drop}\n  or look:           {cli} --demo {demo} status\n                     {cli} --demo {demo} assets list\n  stop with Ctrl-C\n",
+            config.web.listen
         );
     }
     match consentry::daemon::run(config) {

@@ -243,6 +243,45 @@ pub fn prepare_demo(config: &Config) -> anyhow::Result<()> {
             config.store.master_key_file.display()
         );
     }
+    if let Some(dir) = config.store.master_key_file.parent() {
+        demo_console_user(config, &dir.join("demo-console-user.txt"))?;
+    }
+    Ok(())
+}
+
+/// The demo's console account (admin, privacy officer, editor of `demo`),
+/// created once with a random password kept in `file` (mode 0600).
+fn demo_console_user(config: &Config, file: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !file.exists() {
+        let mut bytes = [0u8; 9];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+        let password = crypto::hex_encode(&bytes);
+        let hash = consentry_web::password::hash(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (store, _) = Store::open(&config.store)?;
+        let users = crate::console::users::Users::new(Arc::new(store), crate::console::sessions(&config.web));
+        users
+            .answer(
+                &crate::console::users::UserRequest::Add {
+                    name: "demo".into(),
+                    full_name: Some("Demo user".into()),
+                    password_hash: hash,
+                    grants: vec!["admin".into(), "privacy-officer".into(), "editor:demo".into()],
+                },
+                &mut std::io::sink(),
+            )
+            .map_err(anyhow::Error::msg)?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .with_context(|| format!("cannot create {}", file.display()))?;
+        writeln!(out, "user demo\npassword {password}")?;
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let password = text.lines().find_map(|l| l.strip_prefix("password ")).unwrap_or("?");
+    eprintln!("  console sign-in:   demo / {password}   (kept in {})", file.display());
     Ok(())
 }
 

@@ -177,6 +177,9 @@ pub fn start(console: Arc<Console>) -> anyhow::Result<Running> {
         ),
         None => None,
     };
+    if let Some(plain) = &redirect {
+        log::info!(target: "consentry::console", "plain HTTP on http://{} only redirects to HTTPS", plain.local_addr()?);
+    }
     let host = match addr.ip() {
         ip if ip.is_unspecified() => "localhost".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),

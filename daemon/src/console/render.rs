@@ -82,7 +82,7 @@ pub fn page(call: &Frame, title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · consentry</title><link rel=\"stylesheet\" href=\"/static/console.css\">\
+<title>{title} · consentry</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/console.css\">\
 <script src=\"/static/console.js\" defer></script></head>\
 <body><header class=\"top\"><a class=\"brand\" href=\"/\">consentry</a><nav>{nav}</nav>\
 <form class=\"signout\" method=\"post\" action=\"/logout\">{csrf}\
@@ -100,7 +100,7 @@ pub fn bare(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · consentry</title><link rel=\"stylesheet\" href=\"/static/console.css\"></head>\
+<title>{title} · consentry</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/console.css\"></head>\
 <body class=\"bare\"><main><h1>{title}</h1>{body}</main></body></html>",
         title = esc(title)
     )
@@ -115,8 +115,17 @@ pub fn csrf_field(token: &str) -> String {
 
 /// A one-button form posting to `action`.
 pub fn button(call: &Call, action: &str, label: &str, class: &str) -> String {
+    button_with(call, action, label, class, &[])
+}
+
+/// A one-button form posting `hidden` fields to `action`.
+pub fn button_with(call: &Call, action: &str, label: &str, class: &str, hidden: &[(&str, &str)]) -> String {
+    let fields: String = hidden
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+        .collect();
     format!(
-        "<form method=\"post\" action=\"{}\" class=\"inline\">{}<button type=\"submit\" class=\"{class}\">{}</button></form>",
+        "<form method=\"post\" action=\"{}\" class=\"inline\">{}{fields}<button type=\"submit\" class=\"{class}\">{}</button></form>",
         esc(action),
         csrf_field(&call.csrf),
         esc(label)

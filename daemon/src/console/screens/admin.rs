@@ -9,6 +9,7 @@ use std::fmt::Write;
 use consentry_web::warp::http::StatusCode;
 use serde_json::Value;
 
+use super::audit::utc;
 use super::{Fail, done};
 use crate::console::Call;
 use crate::console::authz::{Grant, Role};
@@ -89,7 +90,7 @@ pub fn users(call: &Call) -> Result<Resp, Fail> {
                 } else {
                     "<span class=\"badge ok\">active</span>"
                 },
-                esc(u["last_login"].as_str().map_or("never", |t| t)),
+                esc(&u["last_login"].as_str().map_or_else(|| "never".to_owned(), utc)),
             )
         })
         .collect();
@@ -105,7 +106,7 @@ pub fn users(call: &Call) -> Result<Resp, Fail> {
         body,
         "<section class=\"card\"><h2>Add a user</h2>\
 <form method=\"post\" action=\"/users\" id=\"user-add\" autocomplete=\"off\">{csrf}\
-<p><label for=\"name\">User name</label> <input type=\"text\" id=\"name\" name=\"name\" required pattern=\"[A-Za-z0-9._@-]{{1,64}}\"></p>\
+<p><label for=\"name\">User name</label> <input type=\"text\" id=\"name\" name=\"name\" required maxlength=\"64\" autocomplete=\"off\"> <span class=\"muted\">letters, digits, <code>. _ - @</code></span></p>\
 <p><label for=\"full_name\">Full name</label> <input type=\"text\" id=\"full_name\" name=\"full_name\"></p>\
 <p><label for=\"password\">Password</label> <input type=\"password\" id=\"password\" name=\"password\" required minlength=\"{min}\" autocomplete=\"new-password\"> \
 <span class=\"muted\">at least {min} characters, not containing the user name</span></p>\

@@ -39,6 +39,51 @@ pub(super) fn when(ms: u64) -> String {
     }
 }
 
+/// RFC 3339 UTC text (`2026-11-23T15:28:35.183Z`) as `2026-11-23 15:28:35 UTC`.
+pub(super) fn utc(rfc3339: &str) -> String {
+    match rfc3339.get(..19) {
+        Some(head) if rfc3339.ends_with('Z') => format!("{} UTC", head.replacen('T', " ", 1)),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+/// `text` with every asset id (64 hex digits) cut to its first 16, as the
+/// CLI lists them; `None` when there is none.
+fn shorten_ids(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut last) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i].is_ascii_hexdigit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let mut j = i;
+            while j < bytes.len() && bytes[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            if j - i == 64 && (j == bytes.len() || !bytes[j].is_ascii_alphanumeric()) {
+                out.push_str(&text[last..i + 16]);
+                out.push('…');
+                last = j;
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    (last > 0).then(|| {
+        out.push_str(&text[last..]);
+        out
+    })
+}
+
+/// `text` escaped for HTML, asset ids shortened (the whole text in the
+/// tooltip), so tables fit a tablet.
+pub(super) fn ids_html(text: &str) -> String {
+    match shorten_ids(text) {
+        Some(short) => format!("<span title=\"{}\">{}</span>", esc(text), esc(&short)),
+        None => esc(text),
+    }
+}
+
 /// What the events are filtered by.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Filter {
@@ -135,7 +180,7 @@ fn verification(call: &Call) -> String {
                 .to_owned()
         }
         Some((at, report)) if report["ok"].as_bool() == Some(true) => format!(
-            "<p id=\"verify-result\"><span class=\"badge ok\">intact</span> at {}: {} events, last {} (hash {}…), {} checkpoints, signed up to event {}.</p>",
+            "<p id=\"verify-result\"><span class=\"badge ok\">intact</span> at {}: {} events, last {} (hash {}…), {} checkpoint(s), signed up to event {}.</p>",
             esc(&at),
             esc(&report["events"].to_string()),
             esc(&report["last_seq"].to_string()),
@@ -190,8 +235,8 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 esc(s(e, "actor")),
                 esc(s(e, "via")),
                 esc(s(e, "action")),
-                esc(s(e, "object")),
-                esc(&details_text(&e["details"])),
+                ids_html(s(e, "object")),
+                ids_html(&details_text(&e["details"])),
             )
         })
         .collect();
@@ -303,5 +348,24 @@ mod tests {
     #[test]
     fn times_read_as_utc() {
         assert_eq!(when(1_795_428_245_123), "2026-11-23 10:04:05 UTC");
+        assert_eq!(utc("2026-11-23T10:04:05.123Z"), "2026-11-23 10:04:05 UTC");
+        assert_eq!(utc("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn asset_ids_are_shortened() {
+        let id = "1a89b558890224d4dc429bf5d9f56a5b6c6e632500917537cfe376993e2430ff";
+        assert_eq!(
+            shorten_ids(&format!("face:{id}:0")).unwrap(),
+            "face:1a89b558890224d4…:0"
+        );
+        assert_eq!(
+            shorten_ids(&format!("asset={id}, case=DSR-2026-0001")).unwrap(),
+            "asset=1a89b558890224d4…, case=DSR-2026-0001"
+        );
+        assert_eq!(shorten_ids("person:86463124dc780941"), None);
+        assert_eq!(shorten_ids(&format!("x{id}")), None);
+        assert!(ids_html(&format!("asset:{id}<")).contains(&format!("title=\"asset:{id}&lt;\"")));
+        assert_eq!(ids_html("a<b"), "a&lt;b");
     }
 }

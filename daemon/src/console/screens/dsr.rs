@@ -10,12 +10,13 @@ use consentry_web::warp::http::StatusCode;
 use jiff::civil::Date;
 use serde_json::Value;
 
-use super::audit::when;
+use super::audit::{ids_html, utc, when};
 use super::{Fail, done};
 use crate::console::Call;
 use crate::console::http::Resp;
 use crate::console::render::{csrf_field, esc, q, s, table};
 use crate::control::Request;
+use crate::domain::AssetId;
 use crate::dsr::case::Kind;
 use crate::dsr::commands::DsrRequest;
 use crate::dsr::erase::Mode;
@@ -169,7 +170,7 @@ pub fn list(call: &Call) -> Result<Resp, Fail> {
     if overdue > 0 {
         let _ = write!(
             body,
-            "<p class=\"error\" role=\"alert\">{} overdue: answer or extend {} now.</p>",
+            "<p class=\"error\" role=\"alert\">{} overdue: answer {} now, or extend the deadline with <code>consentry dsr extend</code>.</p>",
             if overdue == 1 {
                 "One request is".to_owned()
             } else {
@@ -328,9 +329,32 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         "<section class=\"card\"><h2>The request</h2>{facts}</section>"
     );
 
-    // Found faces, and the photos they are in (for the erasure form).
+    // Found faces, and the photos they are in (for the erasure form). A
+    // photo erased since the search is shown as such, without its crop.
     let found: Vec<&Value> = case["found"].as_array().into_iter().flatten().collect();
-    let mut assets: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut assets: Vec<(&str, bool, Vec<&str>)> = Vec::new();
+    for f in &found {
+        let (asset, how) = (s(f, "asset"), s(f, "how"));
+        match assets.iter_mut().find(|(a, _, _)| *a == asset) {
+            Some((_, _, hows)) => {
+                if !hows.contains(&how) {
+                    hows.push(how);
+                }
+            }
+            None => {
+                let stored = match AssetId::parse(asset) {
+                    Some(id) => call
+                        .console
+                        .store
+                        .asset(&id)
+                        .map_err(Fail::internal)?
+                        .is_some(),
+                    None => false,
+                };
+                assets.push((asset, stored, vec![how]));
+            }
+        }
+    }
     let rows: Vec<String> = found
         .iter()
         .map(|f| {
@@ -338,25 +362,32 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             let face = s(f, "face");
             let no = face.rsplit_once(':').map_or("", |(_, no)| no);
             let how = s(f, "how");
-            match assets.iter_mut().find(|(a, _)| *a == asset) {
-                Some((_, hows)) => {
-                    if !hows.contains(&how) {
-                        hows.push(how);
-                    }
-                }
-                None => assets.push((asset, vec![how])),
-            }
-            let photo = format!("/photos/{}", q(asset));
+            let stored = assets.iter().any(|(a, stored, _)| *a == asset && *stored);
+            let photo = esc(&format!("/photos/{}", q(asset)));
+            let (crop, face) = if stored {
+                (
+                    format!(
+                        "<a href=\"{photo}\"><img src=\"{}\" alt=\"face {}\" width=\"64\" height=\"64\" loading=\"lazy\"></a>",
+                        esc(&format!("/photos/{}/faces/{}/crop", q(asset), q(no))),
+                        esc(face)
+                    ),
+                    format!("<a href=\"{photo}\">{}</a>", ids_html(face)),
+                )
+            } else {
+                (
+                    "<span class=\"badge no\">gone</span>".to_owned(),
+                    format!("{} <span class=\"muted\">(erased)</span>", ids_html(face)),
+                )
+            };
             format!(
-                "<tr><td><a href=\"{photo}\"><img src=\"{crop}\" alt=\"face {face}\" width=\"64\" height=\"64\" loading=\"lazy\"></a></td>\
-<td><a href=\"{photo}\">{face}</a></td><td>{how}</td><td>{distance}</td></tr>",
-                photo = esc(&photo),
-                crop = esc(&format!("/photos/{}/faces/{}/crop", q(asset), q(no))),
-                face = esc(face),
+                "<tr><td>{crop}</td><td>{face}</td><td>{how}</td><td>{distance}</td></tr>",
                 how = if how == "confirmed" {
                     "<span class=\"badge ok\">confirmed</span>".to_owned()
                 } else {
-                    format!("<span class=\"badge warn\">{}</span> <span class=\"muted\">to review</span>", esc(how))
+                    format!(
+                        "<span class=\"badge warn\">{}</span> <span class=\"muted\">to review</span>",
+                        esc(how)
+                    )
                 },
                 distance = f["distance"]
                     .as_f64()
@@ -399,12 +430,13 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         );
 
         let mut choices = String::new();
-        for (i, (asset, hows)) in assets.iter().enumerate() {
+        for (i, (asset, _, hows)) in assets.iter().filter(|(_, stored, _)| *stored).enumerate() {
             let _ = write!(
                 choices,
-                "<li><label><input type=\"checkbox\" id=\"asset-{i}\" name=\"asset\" value=\"{a}\"> {a} <span class=\"muted\">({h})</span></label></li>",
-                a = esc(asset),
-                h = esc(&hows.join(", "))
+                "<li><label><input type=\"checkbox\" id=\"asset-{i}\" name=\"asset\" value=\"{}\"> {} <span class=\"muted\">({})</span></label></li>",
+                esc(asset),
+                ids_html(asset),
+                esc(&hows.join(", "))
             );
         }
         let choices = if choices.is_empty() {
@@ -451,7 +483,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 esc(&when(a["at_ms"].as_u64().unwrap_or(0))),
                 esc(s(a, "by")),
                 esc(s(a, "action")),
-                esc(&details_text(&a["details"]))
+                ids_html(&details_text(&a["details"]))
             )
         })
         .collect();
@@ -551,11 +583,11 @@ pub fn erase(call: &Call) -> Result<Resp, Fail> {
         if let Some(n) = line.get("notify") {
             notify.push(format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(s(n, "at")),
+                esc(&utc(s(n, "at"))),
                 esc(s(n, "actor")),
                 esc(s(n, "action")),
-                esc(s(n, "asset")),
-                esc(&details_text(&n["details"]))
+                ids_html(s(n, "asset")),
+                ids_html(&details_text(&n["details"]))
             ));
         } else {
             let faces: Vec<String> = line["faces"]
@@ -566,7 +598,7 @@ pub fn erase(call: &Call) -> Result<Resp, Fail> {
                 .collect();
             erased.push(format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(s(line, "asset")),
+                ids_html(s(line, "asset")),
                 esc(s(line, "how")),
                 esc(&faces.join(", ")),
                 esc(&line["templates_purged"].as_u64().unwrap_or(0).to_string())
@@ -574,15 +606,21 @@ pub fn erase(call: &Call) -> Result<Resp, Fail> {
         }
     }
     let body = format!(
-        "<p class=\"badge ok\" role=\"status\">{n} photo(s) erased or redacted for {case}.</p>\
+        "<p role=\"status\"><span class=\"badge ok\">done</span> {n} photo(s) erased or redacted for {case}.</p>\
 <section class=\"card\"><h2>Photos</h2>{erased}</section>\
 <section class=\"card\"><h2>Whom to tell (Art. 19)</h2>\
-<p>These recipients received the photos before the erasure. This list is shown once: the audit log keeps the events, but the photos are gone. Note it on the case before you close it.</p>{notify}</section>\
+<p>These recipients received the photos before the erasure. Note them on the case before you close it: \
+with the photos gone, the case page cannot list them again (the audit log keeps the events).</p>{notify}</section>\
 <p><a href=\"{href}\" id=\"back-to-case\">Back to {case}</a></p>",
         n = erased.len(),
         case = esc(&id),
         erased = table(
-            &["Photo", "How", "Faces removed", "Templates purged"],
+            &[
+                "Photo",
+                "How",
+                "Faces removed (numbers)",
+                "Templates purged"
+            ],
             &erased
         ),
         notify = table(&["When", "By", "Action", "Photo", "Details"], &notify),

@@ -14,7 +14,7 @@ use crate::consent::commands::RightsRequest;
 use crate::consent::model::{Signer, Subject};
 use crate::console::authz::{self, Permission, Scope};
 use crate::console::http::Resp;
-use crate::console::render::{button, csrf_field, esc, s, table};
+use crate::console::render::{button_with, csrf_field, esc, s, table};
 use crate::console::routes::person_scope;
 use crate::console::Call;
 use crate::control::Request;
@@ -90,7 +90,7 @@ pub fn review(call: &Call) -> Result<Resp, Fail> {
             "</div><form method=\"post\" action=\"/review/clusters/{id}/name\" class=\"inline\">{}<input type=\"text\" name=\"person\" placeholder=\"Name\" required>{}<button type=\"submit\">Name</button></form>{}</div>",
             csrf_field(&call.csrf),
             kind_select(&format!("kind-{}", view.id)),
-            button(call, &format!("/review/clusters/{}/dismiss", view.id), "Dismiss", ""),
+            button_with(call, &format!("/review/clusters/{}/dismiss", view.id), "Dismiss", "", &[("faces", &view.size.to_string())]),
             id = esc(&view.id),
         );
     }
@@ -116,7 +116,7 @@ pub fn review(call: &Call) -> Result<Resp, Fail> {
                     face.no,
                     csrf_field(&call.csrf),
                     esc(person.as_str()),
-                    button(call, &format!("/photos/{}/faces/{}/reject", asset.id, face.no), "Not this person", ""),
+                    button_with(call, &format!("/photos/{}/faces/{}/reject", asset.id, face.no), "Not this person", "", &[("person", person.as_str())]),
                 ));
             }
         }
@@ -138,7 +138,15 @@ pub fn name_cluster(call: &Call) -> Result<Resp, Fail> {
     Ok(done(call, "/review", serde_json::json!({"named": call.param(0)})))
 }
 
+/// Dismisses a cluster, if it still has the size the page showed (it may
+/// have changed since).
 pub fn dismiss_cluster(call: &Call) -> Result<Resp, Fail> {
+    let form = call.req.form()?;
+    let shown: usize = form.require("faces")?.parse().map_err(|_| Fail::bad("`faces` must be a number"))?;
+    let now = call.people().clusters().into_iter().find(|c| c.id == call.param(0)).map(|c| c.size);
+    if now != Some(shown) {
+        return Err(Fail::bad("This cluster changed since the page was shown; review it again."));
+    }
     call.ask(Request::People { request: PeopleRequest::ClustersDismiss { cluster: call.param(0).to_owned() } })?;
     Ok(done(call, "/review", serde_json::json!({"dismissed": call.param(0)})))
 }
@@ -177,7 +185,12 @@ struct PersonData {
 
 fn person_data(call: &Call) -> Result<PersonData, Fail> {
     let shown = call.ask(Request::People { request: PeopleRequest::Show { person: call.param(0).to_owned() } })?;
-    let person = shown.into_iter().next().ok_or_else(Fail::not_found)?;
+    let person = shown
+        .into_iter()
+        .next()
+        .map(|mut v| v["person"].take())
+        .filter(|p| p.is_object())
+        .ok_or_else(Fail::not_found)?;
     let (_, assets) = call.people().assets_of(call.param(0)).map_err(|_| Fail::not_found())?;
     let mut photos = Vec::new();
     for (id, _) in assets {
@@ -285,7 +298,15 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             html,
             "<section class=\"card\"><h2>Objection and restriction</h2>{}\
 <form method=\"post\" action=\"/people/{}/restrict\" class=\"stack\">{}<input type=\"hidden\" name=\"restricted\" value=\"{}\"><label>Reason <input type=\"text\" name=\"reason\" required></label><button type=\"submit\" class=\"danger\">{}</button></form></section>",
-            if s(p, "recognition") == "opted-out" { "<p>Opted out of recognition.</p>".to_owned() } else { button(call, &format!("/people/{id}/optout"), "Opt out of face recognition", "danger") },
+            if s(p, "recognition") == "opted-out" {
+                "<p>Opted out of recognition.</p>".to_owned()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/people/{}/optout\" class=\"inline\">{}<label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"1\" required> the person objected to face recognition</label><button type=\"submit\" class=\"danger\">Opt out of face recognition</button></form>",
+                    esc(&id),
+                    csrf_field(&call.csrf)
+                )
+            },
             esc(&id),
             csrf_field(&call.csrf),
             !restricted,
@@ -355,6 +376,9 @@ pub fn document(call: &Call) -> Result<Resp, Fail> {
 }
 
 pub fn opt_out(call: &Call) -> Result<Resp, Fail> {
+    if call.req.form()?.get("confirm").is_none() {
+        return Err(Fail::bad("Tick that the person objected to face recognition."));
+    }
     call.ask(Request::People { request: PeopleRequest::Recognition { person: call.param(0).to_owned(), recognition: Recognition::OptedOut } })?;
     Ok(done(call, &format!("/people/{}", call.param(0)), serde_json::json!({"recognition": "opted-out"})))
 }

@@ -16,7 +16,7 @@ use crate::consent::decide::Decision;
 use crate::consent::model::{LicenceScope, LicenceTerms, Subject};
 use crate::console::authz::{self, Permission, Role, Scope};
 use crate::console::http::Resp;
-use crate::console::render::{button, csrf_field, esc, q, s, table, verdict};
+use crate::console::render::{button_with, csrf_field, esc, q, s, table, verdict};
 use crate::console::{Call, Console};
 use crate::control::Request;
 use crate::domain::{Asset, AssetId, AssetStatus, Identity};
@@ -376,7 +376,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 );
                 if let Some(Identity::Suggested { person, .. }) = &face.attribution.identity {
                     let _ = write!(html, "<form method=\"post\" action=\"/photos/{id}/faces/{no}/name\" class=\"inline\">{}<input type=\"hidden\" name=\"person\" value=\"{}\"><button type=\"submit\" class=\"ok\">Confirm</button></form>", csrf_field(&call.csrf), esc(person.as_str()));
-                    html.push_str(&button(call, &format!("/photos/{id}/faces/{no}/reject"), "Not this person", ""));
+                    html.push_str(&button_with(call, &format!("/photos/{id}/faces/{no}/reject"), "Not this person", "", &[("person", person.as_str())]));
                 }
             }
             if let Some(p) = face.attribution.confirmed() {
@@ -610,9 +610,13 @@ pub fn name_face(call: &Call) -> Result<Resp, Fail> {
     Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "face": face, "person": person, "answer": answer })))
 }
 
+/// "Not this person": names the person rejected, so a stale page cannot
+/// reject someone else.
 pub fn reject_face(call: &Call) -> Result<Resp, Fail> {
+    let form = call.req.form()?;
+    let person = form.require("person")?.to_owned();
     let face = format!("{}:{}", call.param(0), call.param(1));
-    call.ask(Request::People { request: PeopleRequest::Reject { face: face.clone(), person: None } })?;
+    call.ask(Request::People { request: PeopleRequest::Reject { face: face.clone(), person: Some(person) } })?;
     Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "face": face, "rejected": true })))
 }
 
@@ -626,6 +630,9 @@ pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
         .get("purposes")
         .map(|p| p.split([' ', ',']).filter(|p| !p.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
+    if form.get("licensor").is_none() && form.get("terms").is_none() {
+        return Err(Fail::bad("Give at least the licensor or the terms of the licence."));
+    }
     let terms = LicenceTerms {
         licensor: form.get("licensor").map(str::to_owned),
         terms: form.get("terms").map(str::to_owned),

@@ -43,7 +43,12 @@ fn next_path(text: Option<&str>) -> String {
 }
 
 pub fn form(req: &Req, error: Option<(StatusCode, &str)>) -> Resp {
-    let token = random_token();
+    // One token per browser, kept while its cookie lives: a second sign-in
+    // tab, a reload or a stray request redirected here must not invalidate
+    // the form already on screen.
+    let token = login_cookie(req)
+        .filter(|t| t.len() == 48 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(random_token);
     let next = next_path(req.query("next"));
     let (status, message) = match error {
         Some((status, message)) => (status, format!("<p class=\"error\" role=\"alert\" id=\"signin-error\">{}</p>", esc(message))),
@@ -81,7 +86,9 @@ fn sign_in(console: &Console, req: &Req, user: &str, password: &str) -> Result<(
     let ip = req.peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     match console.users.authenticate(user, password, ip) {
         Ok(found) => {
-            let new = console.users.sessions().create(&found.name, Instant::now());
+            let now = Instant::now();
+            console.users.sessions().sweep(now);
+            let new = console.users.sessions().create(&found.name, now);
             audit_attempt(console, &found.name, req, Outcome::Ok, "");
             log::info!(target: "consentry::console", user = found.name.as_str(); "{} signed in", found.name);
             Ok((found.name, new))
