@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn admins_and_auditors_see_no_photos() {
         for who in [g("admin"), g("auditor")] {
-            assert_eq!(check(&[who.clone()], Permission::PhotoView, photo("website", false, true)), Err(Denied::Forbidden));
+            assert_eq!(check(std::slice::from_ref(&who), Permission::PhotoView, photo("website", false, true)), Err(Denied::Forbidden));
             assert_eq!(check(&[who], Permission::SignedIn, Scope::Global), Ok(false));
         }
         assert_eq!(check(&[g("auditor")], Permission::Audit, Scope::Global), Ok(false));

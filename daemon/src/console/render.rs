@@ -161,3 +161,16 @@ pub fn table(headers: &[&str], rows: &[String]) -> String {
 pub fn s<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("")
 }
+
+/// A JSON object's fields as `key=value` joined by `sep` (event details).
+pub fn details_text(details: &serde_json::Value, sep: &str) -> String {
+    details
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
+        .unwrap_or_default()
+}

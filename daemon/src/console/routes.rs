@@ -405,10 +405,10 @@ pub fn person_scope(call: &Call, person: &str) -> Result<(PersonId, Vec<String>)
         .map_err(|_| Fail::not_found())?;
     let mut collections: Vec<String> = Vec::new();
     for (asset, _) in assets {
-        if let Some(asset) = call.console.store.asset(&asset).map_err(Fail::internal)? {
-            if !collections.contains(&asset.collection) {
-                collections.push(asset.collection);
-            }
+        if let Some(asset) = call.console.store.asset(&asset).map_err(Fail::internal)?
+            && !collections.contains(&asset.collection)
+        {
+            collections.push(asset.collection);
         }
     }
     Ok((person.id, collections))

@@ -153,20 +153,7 @@ fn text_filter(call: &Call, key: &str) -> Option<String> {
 }
 
 fn details_text(details: &Value) -> String {
-    details
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default()
+    crate::console::render::details_text(details, "; ")
 }
 
 fn verification(call: &Call) -> String {

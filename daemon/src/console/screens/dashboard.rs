@@ -107,7 +107,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         }
         let _ = today;
         if authz::holds(grants, Permission::PhotoView) {
-            recent.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms));
+            recent.sort_by_key(|a| std::cmp::Reverse(a.created_at_ms));
             html.push_str("<section class=\"card\"><h2>Recent photos</h2><ul class=\"grid small\" id=\"recent\">");
             for a in recent.iter().take(12) {
                 let name = a.sources.first().map(|s| s.path.as_str()).unwrap_or("");

@@ -260,20 +260,7 @@ fn one_case(call: &Call) -> Result<Value, Fail> {
 }
 
 fn details_text(details: &Value) -> String {
-    details
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+    crate::console::render::details_text(details, ", ")
 }
 
 /// GET /dsr/{case}: the deadline, the case's facts, found faces, actions and

@@ -384,17 +384,23 @@ pub fn opt_out(call: &Call) -> Result<Resp, Fail> {
 }
 
 pub fn restrict(call: &Call) -> Result<Resp, Fail> {
+    restrict_subject(call, true)
+}
+
+/// Restricts (or lifts the restriction of) the route's person or photo.
+pub fn restrict_subject(call: &Call, person: bool) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let restricted = form.get("restricted") != Some("false");
     call.ask(Request::Rights {
         request: Box::new(RightsRequest::Restrict {
             subject: call.param(0).to_owned(),
-            person: true,
+            person,
             restricted,
             reason: form.require("reason")?.to_owned(),
         }),
     })?;
-    Ok(done(call, &format!("/people/{}", call.param(0)), serde_json::json!({"restricted": restricted})))
+    let back = format!("/{}/{}", if person { "people" } else { "photos" }, call.param(0));
+    Ok(done(call, &back, serde_json::json!({"restricted": restricted})))
 }
 
 /// Photos of a person within the caller's collections.

@@ -174,7 +174,7 @@ fn listed(call: &Call, f: &Filters) -> Result<Vec<Listed>, Fail> {
         }
         out.push(Listed { asset, decisions });
     }
-    out.sort_by(|a, b| b.asset.created_at_ms.cmp(&a.asset.created_at_ms));
+    out.sort_by_key(|a| std::cmp::Reverse(a.asset.created_at_ms));
     Ok(out)
 }
 
@@ -212,14 +212,13 @@ pub fn grid(call: &Call) -> Result<Resp, Fail> {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<form class=\"filters\" method=\"get\" action=\"/photos\">{}{}\
+        "<form class=\"filters\" method=\"get\" action=\"/photos\">{}\
 <input type=\"text\" name=\"person\" id=\"f-person\" placeholder=\"Person\" value=\"{}\">{}\
 <select name=\"verdict\" id=\"f-verdict\"><option value=\"\">allowed or blocked</option>\
 <option value=\"allowed\"{}>allowed</option><option value=\"blocked\"{}>blocked</option></select>\
 <label>from <input type=\"date\" name=\"from\" value=\"{}\"></label><label>to <input type=\"date\" name=\"to\" value=\"{}\"></label>\
 <label><input type=\"checkbox\" name=\"quarantined\" value=\"1\"{}> quarantined</label><button type=\"submit\">Filter</button></form>",
         select("collection", &collections, f.collection.as_deref(), "All collections"),
-        "",
         esc(f.person.as_deref().unwrap_or("")),
         select("purpose", purposes, f.purpose.as_deref(), "Any purpose"),
         if f.verdict.as_deref() == Some("allowed") { " selected" } else { "" },
@@ -344,7 +343,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             .filter(|r| r.blocking || !d.allowed)
             .map(|r| esc(&r.message))
             .collect();
-        let redacted = if !d.allowed && d.reasons.iter().all(|r| !r.blocking || r.faces.len() > 0) {
+        let redacted = if !d.allowed && d.reasons.iter().all(|r| !r.blocking || !r.faces.is_empty()) {
             format!(" <a href=\"/photos/{id}/redacted?purpose={}\">redacted copy</a>", q(&d.purpose))
         } else {
             String::new()
@@ -656,17 +655,7 @@ pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
 }
 
 pub fn restrict(call: &Call) -> Result<Resp, Fail> {
-    let form = call.req.form()?;
-    let restricted = form.get("restricted") != Some("false");
-    call.ask(Request::Rights {
-        request: Box::new(RightsRequest::Restrict {
-            subject: call.param(0).to_owned(),
-            person: false,
-            restricted,
-            reason: form.require("reason")?.to_owned(),
-        }),
-    })?;
-    Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "restricted": restricted })))
+    super::people::restrict_subject(call, false)
 }
 
 /// Whether the user may see `asset` in a list (the router's check).
