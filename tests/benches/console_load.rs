@@ -181,8 +181,9 @@ fn run() -> anyhow::Result<bool> {
             reply.text().chars().take(300).collect::<String>()
         );
         println!(
-            "console_load: warm-up {label:<14} {path:<60} {:>8.2} ms",
-            ms(t.elapsed())
+            "console_load: warm-up {label:<14} {:>8.2} ms  {}",
+            ms(t.elapsed()),
+            short(&path, &asset)
         );
     }
 
@@ -606,16 +607,22 @@ fn print_probe(samples: &[(usize, Duration, u16)], asset: &str) {
     rows.sort_by(|a, b| percentile(&b.1, 50.0).total_cmp(&percentile(&a.1, 50.0)));
     for (route, times, bad) in rows {
         let (label, path) = ROUTES[route];
-        let short_id: String = asset.chars().take(8).collect();
         println!(
             "{label:<14} {:>5} {:>9.2} {:>9.2} {:>9.2} {bad:>6}  {}",
             times.len(),
             percentile(&times, 50.0),
             percentile(&times, 90.0),
             times.last().copied().unwrap_or(f64::NAN),
-            path.replace("{id}", &format!("{short_id}…"))
+            short(path, asset)
         );
     }
+}
+
+/// `path` with its `{id}` (or the asset id) shortened, for the tables.
+fn short(path: &str, asset: &str) -> String {
+    let id: String = asset.chars().take(8).collect();
+    path.replace("{id}", asset)
+        .replace(asset, &format!("{id}…"))
 }
 
 /// Nearest-rank percentile of sorted values (NaN when empty).

@@ -34,7 +34,8 @@ const PAGE: Duration = Duration::from_secs(20);
 fn artefacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artefacts/console");
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     std::path::absolute(&dir).unwrap()
 }
 
@@ -78,7 +79,10 @@ impl Run<'_> {
     fn shot(&mut self, name: &str) {
         let path = self.ok(self.browser.screenshot(name));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        self.check(size > 4096, &format!("screenshot {name} is only {size} bytes"));
+        self.check(
+            size > 4096,
+            &format!("screenshot {name} is only {size} bytes"),
+        );
         self.collect_console();
     }
 
@@ -89,11 +93,11 @@ impl Run<'_> {
             .extend(entries.into_iter().map(|e| format!("{e} (on {here})")));
     }
 
-    /// Scrolls the element into the middle of the viewport (for a screenshot).
+    /// Scrolls the element to the top of the viewport (for a screenshot).
     fn scroll_to(&self, css: &str) {
         let element = self.ok(self.browser.find(css));
         self.ok(self.browser.execute(
-            "arguments[0].scrollIntoView({block: 'center'}); return null;",
+            "arguments[0].scrollIntoView({block: 'start'}); return null;",
             vec![element.to_json()],
         ));
     }
@@ -126,7 +130,11 @@ impl Run<'_> {
         ));
         broken
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -155,7 +163,9 @@ impl Run<'_> {
     /// The decision row for `purpose` on the photo page: (data-allowed, text).
     fn decision(&self, purpose: &str) -> (String, String) {
         let css = format!("tr#decision-{purpose}");
-        let allowed = self.ok(self.browser.attr(&css, "data-allowed")).unwrap_or_default();
+        let allowed = self
+            .ok(self.browser.attr(&css, "data-allowed"))
+            .unwrap_or_default();
         let text = self.ok(self.browser.text(&css));
         (allowed, text)
     }
@@ -236,7 +246,7 @@ fn editor_names_a_face_and_consent_decides_website_use() {
     let bytes = std::fs::read(data.join(PHOTO)).unwrap();
     let dropped = Instant::now();
     env.drop_file(PHOTO_NAME, &bytes);
-    run.ok(b.wait_text("#assets-committed", "1", INGEST, None));
+    run.ok(b.wait_text("#assets-ready", "1", INGEST, None));
     let ingest_time = dropped.elapsed();
     run.ok(b.wait_text("#recent", PHOTO_NAME, PAGE, Some(Duration::from_secs(2))));
     run.images_loaded();
@@ -246,14 +256,21 @@ fn editor_names_a_face_and_consent_decides_website_use() {
     // 4. The photo page: one unknown face, boxed; nothing may be used for
     //    the website yet (an unknown face blocks it).
     let link = run.ok(b.find("#recent a[data-asset]"));
-    let asset = run.ok(b.element_attr(&link, "data-asset")).unwrap_or_default();
+    let asset = run
+        .ok(b.element_attr(&link, "data-asset"))
+        .unwrap_or_default();
     run.ok(b.click_element(&link));
     let photo_path = format!("/photos/{asset}");
     run.ok(b.wait_url(&photo_path, PAGE));
     run.ok(b.wait_for("svg#photo image", PAGE));
     let faces = run.ok(b.find_all("svg#photo g[data-face]"));
-    run.check(faces.len() == 1, &format!("{} face boxes on the photo, not 1", faces.len()));
-    let no = run.ok(b.element_attr(&faces[0], "data-face")).unwrap_or_default();
+    run.check(
+        faces.len() == 1,
+        &format!("{} face boxes on the photo, not 1", faces.len()),
+    );
+    let no = run
+        .ok(b.element_attr(&faces[0], "data-face"))
+        .unwrap_or_default();
     run.check(
         run.ok(b.attr("svg#photo g[data-face]", "class")).as_deref() == Some("face unknown"),
         "the face is not drawn as unknown",
@@ -270,16 +287,21 @@ fn editor_names_a_face_and_consent_decides_website_use() {
 
     // Name the face: a new person.
     run.ok(b.fill(&format!("#name-{no}"), PERSON));
+    run.scroll_to("section:has(> ul.faces)");
+    run.shot("05-photo-naming-face");
     run.ok(b.click(&format!("#name-{no}-save")));
     run.ok(b.wait_text(&format!("#face-{no}"), PERSON, PAGE, None));
-    run.ok(b.wait_for(&format!("svg#photo g.face.confirmed[data-face=\"{no}\"]"), PAGE));
+    run.ok(b.wait_for(
+        &format!("svg#photo g.face.confirmed[data-face=\"{no}\"]"),
+        PAGE,
+    ));
     let (allowed, text) = run.decision("website");
     run.check(
         allowed == "false" && text.contains("blocked"),
         &format!("a named person without consent must block the website: {allowed} {text:?}"),
     );
     run.images_loaded();
-    run.shot("05-photo-named");
+    run.shot("06-photo-named");
 
     // 5. The person page: record a consent for "website" with its signed form.
     run.ok(b.click(&format!("#face-{no} a[href^=\"/people/\"]")));
@@ -291,6 +313,9 @@ fn editor_names_a_face_and_consent_decides_website_use() {
         signed.as_str().is_some_and(|d| d.len() == 10),
         &format!("the signed-on date is not pre-filled: {signed}"),
     );
+    run.images_loaded();
+    run.no_broken_images();
+    run.shot("07-person");
     run.ok(b.click("#purpose-website"));
     run.check(
         run.ok(b.property("#purpose-website", "checked")) == serde_json::json!(true),
@@ -306,19 +331,22 @@ fn editor_names_a_face_and_consent_decides_website_use() {
         &format!("the consent row does not show website, valid and its document: {row:?}"),
     );
     run.scroll_to("#consents");
-    run.shot("06-person-consent");
+    run.shot("08-person-consent");
 
     // 6. The photo may now be used on the website.
     run.goto(&photo_path);
     let (allowed, text) = run.decision("website");
     run.check(
-        allowed == "true" && text.contains("allowed"),
+        allowed == "true" && text.contains("allowed") && text.contains("consent"),
         &format!("with the consent the website must be allowed: {allowed} {text:?}"),
     );
     let (print_allowed, _) = run.decision("print");
-    run.check(print_allowed == "false", "the consent covers the website only, yet print is allowed");
+    run.check(
+        print_allowed == "false",
+        "the consent covers the website only, yet print is allowed",
+    );
     run.images_loaded();
-    run.shot("07-photo-allowed");
+    run.shot("09-photo-allowed");
 
     // 7. Withdraw the consent; the website is blocked again, and the
     //    withdrawal is the reason.
@@ -332,31 +360,36 @@ fn editor_names_a_face_and_consent_decides_website_use() {
         "a withdrawn consent still offers to be withdrawn",
     );
     run.scroll_to("#consents");
-    run.shot("08-person-withdrawn");
+    run.shot("10-person-withdrawn");
     run.goto(&photo_path);
     let (allowed, text) = run.decision("website");
     run.check(
-        allowed == "false" && text.contains("blocked") && text.contains("withdrawn") && text.contains(reason),
-        &format!("after the withdrawal the website must be blocked because of it: {allowed} {text:?}"),
+        allowed == "false"
+            && text.contains("blocked")
+            && text.contains("withdrawn")
+            && text.contains(reason),
+        &format!(
+            "after the withdrawal the website must be blocked because of it: {allowed} {text:?}"
+        ),
     );
     run.images_loaded();
-    run.shot("09-photo-blocked-after-withdrawal");
+    run.shot("11-photo-blocked-after-withdrawal");
 
     // 8. The editor's other screens.
     run.goto("/photos");
     run.ok(b.wait_text("#photo-grid", PHOTO_NAME, PAGE, None));
     run.images_loaded();
     run.no_broken_images();
-    run.shot("10-photos");
+    run.shot("12-photos");
     run.goto("/review");
-    run.shot("11-review");
+    run.shot("13-review");
     run.goto("/people");
     run.ok(b.wait_text("main table", PERSON, PAGE, None));
-    run.shot("12-people");
+    run.shot("14-people");
     run.goto("/");
     run.ok(b.wait_text("#withdrawals", PERSON, PAGE, None));
     run.images_loaded();
-    run.shot("13-dashboard-editor");
+    run.shot("15-dashboard-editor");
     run.sign_out();
     // Signed out: the old session no longer opens the console.
     run.goto("/photos");
@@ -365,31 +398,34 @@ fn editor_names_a_face_and_consent_decides_website_use() {
     // The privacy officer: a data-subject request for the person, the audit trail.
     run.sign_in(OFFICER);
     run.ok(b.wait_for("#dsr-due", PAGE));
-    run.shot("14-dashboard-officer");
+    run.shot("16-dashboard-officer");
     run.goto("/dsr");
     run.ok(b.fill("#person", PERSON));
     run.ok(b.select("#kind", "access"));
-    run.ok(b.fill("#notes", "Letter of 2 June, asks for a copy of every photo."));
-    run.shot("15-dsr");
+    run.ok(b.fill(
+        "#notes",
+        "Letter of 2 June, asks for a copy of every photo.",
+    ));
+    run.shot("17-dsr");
     run.ok(b.click("#dsr-open-submit"));
     run.ok(b.wait_for("#deadline", PAGE));
     run.ok(b.wait_text("main", PERSON, PAGE, None));
     run.images_loaded();
-    run.shot("16-dsr-case");
+    run.shot("18-dsr-case");
     run.goto("/dsr");
     run.ok(b.wait_text("main table", PERSON, PAGE, None));
-    run.shot("17-dsr-list");
+    run.shot("19-dsr-list");
     run.goto("/audit");
     run.ok(b.wait_text("main", "consent", PAGE, None));
-    run.shot("18-audit");
+    run.shot("20-audit");
     run.sign_out();
 
     // The admin: users.
     run.sign_in(ADMIN);
-    run.shot("19-dashboard-admin");
+    run.shot("21-dashboard-admin");
     run.goto("/users");
     run.ok(b.wait_text("main", OFFICER.0, PAGE, None));
-    run.shot("20-users");
+    run.shot("22-users");
     run.sign_out();
 
     // 9. No script errors, no Content-Security-Policy violations, no failed loads.
@@ -404,7 +440,10 @@ fn editor_names_a_face_and_consent_decides_website_use() {
                 || e.contains("Uncaught")
         })
         .collect();
-    assert!(bad.is_empty(), "the browser console reported problems:\n{bad:#?}");
+    assert!(
+        bad.is_empty(),
+        "the browser console reported problems:\n{bad:#?}"
+    );
     eprintln!(
         "console in Chromium: photo ingested and on the dashboard {ingest_time:?} after the drop; \
          whole run {:?}; screenshots in {}; browser console: {:?}",

@@ -39,6 +39,14 @@ fn live_numbers(call: &Call) -> Result<serde_json::Value, Fail> {
     }))
 }
 
+/// `2026-11-23T15:49:06.123Z` as `2026-11-23 15:49 UTC`.
+fn withdrawn_at(text: &str) -> String {
+    match (text.get(..16), text.ends_with('Z')) {
+        (Some(head), true) => format!("{} UTC", head.replacen('T', " ", 1)),
+        _ => text.to_owned(),
+    }
+}
+
 pub fn live(call: &Call) -> Result<Resp, Fail> {
     Ok(Resp::json(StatusCode::OK, &live_numbers(call)?))
 }
@@ -57,10 +65,10 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         html,
         "<section class=\"card\" id=\"ingest\"><h2>Ingest</h2><p class=\"stats\">\
 <span>queue <strong data-live=\"queue.depth\" id=\"queue-depth\">{}</strong></span>\
-<span>committed <strong data-live=\"assets.committed\" id=\"assets-committed\">{}</strong></span>\
+<span>ready <strong data-live=\"assets.ready\" id=\"assets-ready\">{}</strong></span>\
 <span>quarantined <strong data-live=\"assets.quarantined\">{}</strong></span></p><ul class=\"workers\" id=\"workers\">",
         numbers["queue"]["depth"].as_u64().unwrap_or(0),
-        count("committed"),
+        count("ready"),
         count("quarantined"),
     );
     for w in numbers["workers"].as_array().into_iter().flatten() {
@@ -113,7 +121,11 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 let name = a.sources.first().map(|s| s.path.as_str()).unwrap_or("");
                 let _ = write!(html, "<li><a href=\"/photos/{id}\" data-asset=\"{id}\"><img src=\"/photos/{id}/thumb\" alt=\"\"><span class=\"name\">{}</span></a></li>", esc(name), id = a.id);
             }
-            html.push_str("</ul><p><a href=\"/photos\">All photos</a></p></section>");
+            html.push_str("</ul>");
+            if recent.is_empty() {
+                html.push_str("<p class=\"empty\">No photos yet: files dropped into a share appear here.</p>");
+            }
+            html.push_str("<p><a href=\"/photos\">All photos</a></p></section>");
             let rows: Vec<String> = call
                 .console
                 .rights
@@ -159,7 +171,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         let rows: Vec<String> = withdrawn
             .iter()
             .filter(|c| visible(s(c, "person")))
-            .map(|c| format!("<tr><td><a href=\"/people/{}\">{}</a></td><td>{}</td></tr>", esc(s(c, "person")), esc(s(c, "person_name")), esc(&c["withdrawn_at"].as_str().unwrap_or("").chars().take(16).collect::<String>())))
+            .map(|c| format!("<tr><td><a href=\"/people/{}\">{}</a></td><td>{}</td></tr>", esc(s(c, "person")), esc(s(c, "person_name")), esc(&withdrawn_at(c["withdrawn_at"].as_str().unwrap_or("")))))
             .collect();
         let _ = write!(html, "<section class=\"card\" id=\"withdrawals\"><h2>Withdrawals (30 days)</h2>{}</section>", table(&["Person", "Withdrawn"], &rows));
     }

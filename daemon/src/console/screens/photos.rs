@@ -321,14 +321,18 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         let _ = write!(html, "<image href=\"/photos/{id}/thumb?size=large\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\"/>");
     }
     if sees_faces {
+        // Labels in the photo's own units: about 20 px on screen whatever
+        // the photo's size (a fixed size is unreadable on a large photo and
+        // covers a small one).
+        let font = (w.max(h) as f32 * 0.028).max(1.0);
         for face in &asset.faces {
             let (label, kind) = face_label(call, face);
             let b = &face.bbox;
             let _ = write!(
                 html,
                 "<g class=\"face {kind}\" data-face=\"{no}\"><rect x=\"{:.0}\" y=\"{:.0}\" width=\"{:.0}\" height=\"{:.0}\"/>\
-<text x=\"{:.0}\" y=\"{:.0}\">{no}: {}</text></g>",
-                b.x, b.y, b.width, b.height, b.x, (b.y - 6.0).max(12.0), esc(&label), no = face.no
+<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"{font:.0}\" stroke-width=\"{:.1}\">{no}: {}</text></g>",
+                b.x, b.y, b.width, b.height, b.x, (b.y - font / 4.0).max(font), font / 6.0, esc(&label), no = face.no
             );
         }
     }
@@ -340,8 +344,15 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         let reasons: Vec<String> = d
             .reasons
             .iter()
-            .filter(|r| r.blocking || !d.allowed)
-            .map(|r| esc(&r.message))
+            // Every reason: what allows the use, or what blocks it (the
+            // reasons that merely hold beside a block are muted).
+            .map(|r| {
+                if d.allowed || r.blocking {
+                    esc(&r.message)
+                } else {
+                    format!("<span class=\"muted\">{}</span>", esc(&r.message))
+                }
+            })
             .collect();
         let redacted = if !d.allowed && d.reasons.iter().all(|r| !r.blocking || !r.faces.is_empty()) {
             format!(" <a href=\"/photos/{id}/redacted?purpose={}\">redacted copy</a>", q(&d.purpose))
@@ -369,7 +380,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                     html,
                     "<form method=\"post\" action=\"/photos/{id}/faces/{no}/name\" class=\"name-face\">{}\
 <input type=\"text\" name=\"person\" id=\"name-{no}\" list=\"persons\" placeholder=\"Name\" required>\
-<select name=\"kind\"><option>staff</option><option>patient</option><option>citizen</option><option>minor</option><option>other</option></select>\
+<select name=\"kind\" aria-label=\"Kind of person\"><option>staff</option><option>patient</option><option>citizen</option><option>minor</option><option selected>other</option></select>\
 <button type=\"submit\" id=\"name-{no}-save\">Name</button></form>",
                     csrf_field(&call.csrf)
                 );
@@ -411,7 +422,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
     row("Copyright", m.copyright.clone());
     row("Keywords", Some(m.keywords.join(", ")));
     row("Format", asset.format.clone());
-    row("Ingested", Some(crate::clock::rfc3339(asset.created_at_ms)));
+    row("Ingested", Some(crate::clock::rfc3339(asset.created_at_ms).get(..19).map_or_else(String::new, |t| format!("{} UTC", t.replacen('T', " ", 1)))));
     let _ = write!(html, "<section class=\"card\"><h2>Metadata</h2><table class=\"kv\">{}</table></section>", meta.join(""));
     let (licence, sources) = call.console.rights.licence_of(&asset.id).map_err(Fail::internal)?;
     let _ = write!(
