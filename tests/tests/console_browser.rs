@@ -375,6 +375,21 @@ fn editor_names_a_face_and_consent_decides_website_use() {
     run.images_loaded();
     run.shot("11-photo-blocked-after-withdrawal");
 
+    // On a tablet (800 px wide) the photo page stacks and nothing overflows.
+    run.ok(b.set_window_size(800, 1100));
+    run.ok(b.refresh());
+    run.images_loaded();
+    let overflow = run.ok(b.execute(
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+        vec![],
+    ));
+    run.check(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        &format!("the photo page is {overflow} px wider than a tablet's window"),
+    );
+    run.shot("11t-photo-tablet");
+    run.ok(b.set_window_size(1280, 900));
+
     // 8. The editor's other screens.
     run.goto("/photos");
     run.ok(b.wait_text("#photo-grid", PHOTO_NAME, PAGE, None));

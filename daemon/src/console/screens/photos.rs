@@ -414,7 +414,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             meta.push(format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v)));
         }
     };
-    row("Taken", crate::api::capture_time_text(m));
+    row("Taken", crate::api::capture_time_text(m).map(|t| t.replacen('T', " ", 1).trim_end_matches(".000").to_owned()));
     row("Camera", Some(format!("{} {}", m.camera_make.clone().unwrap_or_default(), m.camera_model.clone().unwrap_or_default()).trim().to_owned()));
     row("Title", m.title.clone());
     row("Caption", m.caption.clone());
