@@ -41,7 +41,7 @@ fn expected_permission(method: &str, path: &str) -> Permission {
         _ if p.ends_with("/crop") || p == "/search" => FaceView,
         _ if p.ends_with("/restrict") || p.ends_with("/optout") => Restrict,
         _ if p.ends_with("/consents") || p.ends_with("/withdraw") => ConsentEdit,
-        _ if p.starts_with("/review") || p.ends_with("/name") || p.ends_with("/reject") || p.ends_with("/licence") => FaceEdit,
+        _ if p.starts_with("/review") || p.ends_with("/name") || p.ends_with("/merge") || p.ends_with("/reject") || p.ends_with("/licence") => FaceEdit,
         _ if p.starts_with("/people") || p.starts_with("/consents") => PersonView,
         _ if p.starts_with("/photos") => PhotoView,
         _ => panic!("{method} {path}: this test does not know what it should need; add it"),

@@ -83,6 +83,7 @@ pub static ROUTES: &[Route] = &[
     route!("GET", "/people", PersonView, Global, people::list, "Persons"),
     route!("GET", "/people/{id}", PersonView, Person, people::page, "Person page: photos, consents, restriction"),
     route!("POST", "/people/{id}/consents", ConsentEdit, Person, people::add_consent, "Record a consent (with its signed document)"),
+    route!("POST", "/people/{id}/merge", FaceEdit, Person, people::merge, "Merge another person (a duplicate) into this one"),
     route!("POST", "/people/{id}/optout", Restrict, Person, people::opt_out, "Opt a person out of recognition"),
     route!("POST", "/people/{id}/restrict", Restrict, Person, people::restrict, "Restrict or lift the restriction of a person"),
     route!("GET", "/consents/{id}/document", PersonView, Consent, people::document, "The signed consent document"),

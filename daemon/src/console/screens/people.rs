@@ -292,6 +292,16 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         );
     }
     html.push_str("</section>");
+    if authz::holds(grants, Permission::FaceEdit) {
+        let _ = write!(
+            html,
+            "<section class=\"card\"><h2>Duplicate?</h2><form method=\"post\" action=\"/people/{}/merge\" class=\"inline\">{}\
+<label>Merge <input type=\"text\" name=\"from\" id=\"merge-from\" placeholder=\"name of the duplicate\" required></label> into this person \
+<button type=\"submit\">Merge</button></form><p class=\"muted\">The other person's confirmed faces move here (undo with <code>consentry people undo</code>).</p></section>",
+            esc(&id),
+            csrf_field(&call.csrf)
+        );
+    }
     if authz::holds(grants, Permission::Restrict) {
         let restricted = call.console.rights.restricted(&Subject::Person(crate::domain::PersonId::parse(&id).ok_or_else(Fail::not_found)?));
         let _ = write!(
@@ -344,6 +354,18 @@ pub fn add_consent(call: &Call) -> Result<Resp, Fail> {
     let document = form.file("document").map(|f| PhotoUpload { name: f.name.clone(), hex: hex_encode(&f.bytes) });
     let answer = call.ask(Request::Rights { request: Box::new(RightsRequest::ConsentAdd { consent: Box::new(consent), document }) })?;
     Ok(done(call, &format!("/people/{}", call.param(0)), answer.into_iter().next().unwrap_or_default()))
+}
+
+/// Merges the person named in `from` into the route's person; both must be
+/// within the user's collections.
+pub fn merge(call: &Call) -> Result<Resp, Fail> {
+    let form = call.req.form()?;
+    let from = form.require("from")?.to_owned();
+    if !may_see_person(call, &from) {
+        return Err(Fail::bad(format!("No person `{from}` in your collections.")));
+    }
+    call.ask(Request::People { request: PeopleRequest::Merge { into: call.param(0).to_owned(), from: from.clone() } })?;
+    Ok(done(call, &format!("/people/{}", call.param(0)), serde_json::json!({"merged": from, "into": call.param(0)})))
 }
 
 pub fn withdraw(call: &Call) -> Result<Resp, Fail> {
