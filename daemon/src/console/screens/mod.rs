@@ -83,7 +83,7 @@ pub fn error_page(req: &Req, csrf: &str, user: &User, status: StatusCode, messag
 
 /// `/healthz`: liveness for load balancers and systemd; no data.
 pub fn health(console: &Console) -> Resp {
-    let ok = console.store.counts().is_ok();
+    let ok = console.store.healthy();
     let (status, text) = if ok {
         (StatusCode::OK, "ok\n")
     } else {

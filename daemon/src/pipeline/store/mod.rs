@@ -383,6 +383,11 @@ impl Store {
         })
     }
 
+    /// Whether the catalogue answers a read (one key; for `/healthz`).
+    pub fn healthy(&self) -> bool {
+        self.meta.get(KEY_SCHEMA_VERSION).is_ok_and(|v| v.is_some())
+    }
+
     pub fn asset_count(&self) -> usize {
         self.assets.len()
     }
