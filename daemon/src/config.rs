@@ -601,12 +601,18 @@ impl Config {
         }
         if self.web.enabled {
             if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
-                return bad("web.listen", "must be an address and port, e.g. \"[::]:8443\"");
+                return bad(
+                    "web.listen",
+                    "must be an address and port, e.g. \"[::]:8443\"",
+                );
             }
             if let Some(http) = &self.web.http_listen
                 && http.parse::<std::net::SocketAddr>().is_err()
             {
-                return bad("web.http_listen", "must be an address and port, e.g. \"[::]:80\"");
+                return bad(
+                    "web.http_listen",
+                    "must be an address and port, e.g. \"[::]:80\"",
+                );
             }
             if self.web.session_idle < Duration::from_secs(60)
                 || self.web.session_idle > self.web.session_absolute

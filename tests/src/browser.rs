@@ -453,9 +453,12 @@ impl Browser {
 
     /// Resizes the window (CSS pixels), e.g. to a tablet's 800 × 1100.
     pub fn set_window_size(&self, width: u32, height: u32) -> Result<(), String> {
-        self.cmd(Method::Post(json!({ "width": width, "height": height })), "/window/rect")
-            .map(drop)
-            .map_err(|e| format!("resizing the window to {width}×{height}: {e}"))
+        self.cmd(
+            Method::Post(json!({ "width": width, "height": height })),
+            "/window/rect",
+        )
+        .map(drop)
+        .map_err(|e| format!("resizing the window to {width}×{height}: {e}"))
     }
 
     /// Reloads the current page.

@@ -69,7 +69,12 @@ impl Env {
     /// Creates a console user through the CLI (password on standard input).
     pub fn add_user(&self, name: &str, password: &str, roles: &[&str]) {
         use std::io::Write;
-        let mut args = vec!["user".to_owned(), "add".to_owned(), name.to_owned(), "--password-stdin".to_owned()];
+        let mut args = vec![
+            "user".to_owned(),
+            "add".to_owned(),
+            name.to_owned(),
+            "--password-stdin".to_owned(),
+        ];
         for r in roles {
             args.push("--role".into());
             args.push((*r).to_owned());
@@ -95,7 +100,8 @@ impl Env {
 
     /// The console's certificate (PEM), generated at the daemon's first start.
     pub fn console_cert(&self) -> Vec<u8> {
-        std::fs::read(self.root().join("tls/console.crt")).expect("the generated console certificate")
+        std::fs::read(self.root().join("tls/console.crt"))
+            .expect("the generated console certificate")
     }
 }
 
@@ -139,9 +145,17 @@ impl Console {
     /// Signs in through the API; keeps the cookie and CSRF token.
     pub fn signin(&mut self, user: &str, password: &str) -> Reply {
         let body = serde_json::json!({ "user": user, "password": password }).to_string();
-        let reply = self.request("POST", "/api/v1/session", Some(("application/json", body.into_bytes())), &[]);
+        let reply = self.request(
+            "POST",
+            "/api/v1/session",
+            Some(("application/json", body.into_bytes())),
+            &[],
+        );
         if reply.status == 200 {
-            let set = reply.header("set-cookie").expect("a session cookie").to_owned();
+            let set = reply
+                .header("set-cookie")
+                .expect("a session cookie")
+                .to_owned();
             self.cookie = Some(set.split(';').next().unwrap().to_owned());
             self.csrf = reply.json()["csrf"].as_str().map(str::to_owned);
         }
@@ -168,10 +182,21 @@ impl Console {
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
             .collect::<Vec<_>>()
             .join("&");
-        self.request("POST", path, Some(("application/x-www-form-urlencoded", body.into_bytes())), &[])
+        self.request(
+            "POST",
+            path,
+            Some(("application/x-www-form-urlencoded", body.into_bytes())),
+            &[],
+        )
     }
 
-    pub fn request(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>, headers: &[(&str, &str)]) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(cookie) = &self.cookie {
@@ -200,7 +225,11 @@ impl Console {
             .limit(64 << 20)
             .read_to_vec()
             .unwrap_or_default();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -208,7 +237,9 @@ fn enc(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }

@@ -259,14 +259,21 @@ fn demo_console_user(config: &Config, file: &Path) -> anyhow::Result<()> {
         let password = crypto::hex_encode(&bytes);
         let hash = consentry_web::password::hash(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (store, _) = Store::open(&config.store)?;
-        let users = crate::console::users::Users::new(Arc::new(store), crate::console::sessions(&config.web));
+        let users = crate::console::users::Users::new(
+            Arc::new(store),
+            crate::console::sessions(&config.web),
+        );
         users
             .answer(
                 &crate::console::users::UserRequest::Add {
                     name: "demo".into(),
                     full_name: Some("Demo user".into()),
                     password_hash: hash,
-                    grants: vec!["admin".into(), "privacy-officer".into(), "editor:demo".into()],
+                    grants: vec![
+                        "admin".into(),
+                        "privacy-officer".into(),
+                        "editor:demo".into(),
+                    ],
                 },
                 &mut std::io::sink(),
             )
@@ -279,9 +286,16 @@ fn demo_console_user(config: &Config, file: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", file.display()))?;
         writeln!(out, "user demo\npassword {password}")?;
     }
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let password = text.lines().find_map(|l| l.strip_prefix("password ")).unwrap_or("?");
-    eprintln!("  console sign-in:   demo / {password}   (kept in {})", file.display());
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password "))
+        .unwrap_or("?");
+    eprintln!(
+        "  console sign-in:   demo / {password}   (kept in {})",
+        file.display()
+    );
     Ok(())
 }
 

@@ -62,7 +62,10 @@ fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<String> {
     } else {
         let first = prompt(&format!("New password for {name}: "))?;
         let again = prompt("Again: ")?;
-        anyhow::ensure!(first == again, "the two passwords differ; nothing was changed");
+        anyhow::ensure!(
+            first == again,
+            "the two passwords differ; nothing was changed"
+        );
         first
     };
     consentry_web::password::check_policy(name, &password).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -73,9 +76,8 @@ fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<String> {
 fn prompt(text: &str) -> anyhow::Result<String> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
-    let saved = tcgetattr(&stdin).context(
-        "standard input is not a terminal: pass the password with --password-stdin",
-    )?;
+    let saved = tcgetattr(&stdin)
+        .context("standard input is not a terminal: pass the password with --password-stdin")?;
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     eprint!("{text}");
@@ -88,7 +90,12 @@ fn prompt(text: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-pub fn run(config: &Config, daemon: bool, command: UserCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run(
+    config: &Config,
+    daemon: bool,
+    command: UserCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let (request, json) = match command {
         UserCommand::Add {
             name,
@@ -112,11 +119,35 @@ pub fn run(config: &Config, daemon: bool, command: UserCommand, out: &mut dyn Wr
             password_stdin,
         } => {
             let password_hash = read_password(&name, password_stdin)?;
-            (UserRequest::Passwd { name, password_hash }, false)
+            (
+                UserRequest::Passwd {
+                    name,
+                    password_hash,
+                },
+                false,
+            )
         }
-        UserCommand::Disable { name } => (UserRequest::Disable { name, disabled: true }, false),
-        UserCommand::Enable { name } => (UserRequest::Disable { name, disabled: false }, false),
-        UserCommand::Role { name, roles } => (UserRequest::Grants { name, grants: roles }, false),
+        UserCommand::Disable { name } => (
+            UserRequest::Disable {
+                name,
+                disabled: true,
+            },
+            false,
+        ),
+        UserCommand::Enable { name } => (
+            UserRequest::Disable {
+                name,
+                disabled: false,
+            },
+            false,
+        ),
+        UserCommand::Role { name, roles } => (
+            UserRequest::Grants {
+                name,
+                grants: roles,
+            },
+            false,
+        ),
         UserCommand::List { json } => (UserRequest::List, json),
     };
     let mut lines = Vec::new();
@@ -143,7 +174,11 @@ pub fn run(config: &Config, daemon: bool, command: UserCommand, out: &mut dyn Wr
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default(),
             roles.join(" "),
-            if user["disabled"].as_bool() == Some(true) { "  [disabled]" } else { "" }
+            if user["disabled"].as_bool() == Some(true) {
+                "  [disabled]"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())

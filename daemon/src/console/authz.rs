@@ -177,9 +177,7 @@ impl Permission {
         match self {
             Permission::SignedIn => &[Admin, PrivacyOfficer, Editor, Viewer, Auditor],
             Permission::SystemStatus => &[Admin, PrivacyOfficer],
-            Permission::PhotoView | Permission::PhotoDownload => {
-                &[PrivacyOfficer, Editor, Viewer]
-            }
+            Permission::PhotoView | Permission::PhotoDownload => &[PrivacyOfficer, Editor, Viewer],
             Permission::FaceView
             | Permission::FaceEdit
             | Permission::PersonView
@@ -250,7 +248,11 @@ pub fn check(grants: &[Grant], permission: Permission, scope: Scope<'_>) -> Resu
                         _ => true,
                     }
             });
-            if allowed { Ok(false) } else { Err(Denied::Hidden) }
+            if allowed {
+                Ok(false)
+            } else {
+                Err(Denied::Hidden)
+            }
         }
         Scope::Person {
             collections,
@@ -265,7 +267,11 @@ pub fn check(grants: &[Grant], permission: Permission, scope: Scope<'_>) -> Resu
             let allowed = holding
                 .iter()
                 .any(|g| collections.iter().any(|c| g.covers(c)));
-            if allowed { Ok(false) } else { Err(Denied::Hidden) }
+            if allowed {
+                Ok(false)
+            } else {
+                Err(Denied::Hidden)
+            }
         }
     }
 }
@@ -301,11 +307,22 @@ mod tests {
 
     #[test]
     fn grants_parse_and_print() {
-        assert_eq!(g("editor:website, intranet").to_string(), "editor:website,intranet");
+        assert_eq!(
+            g("editor:website, intranet").to_string(),
+            "editor:website,intranet"
+        );
         assert_eq!(g("viewer:*").to_string(), "viewer:*");
         assert_eq!(g("privacy-officer").to_string(), "privacy-officer");
-        assert!(Grant::parse("editor").unwrap_err().contains("needs its collections"));
-        assert!(Grant::parse("admin:website").unwrap_err().contains("every collection"));
+        assert!(
+            Grant::parse("editor")
+                .unwrap_err()
+                .contains("needs its collections")
+        );
+        assert!(
+            Grant::parse("admin:website")
+                .unwrap_err()
+                .contains("every collection")
+        );
         assert!(Grant::parse("owner").unwrap_err().contains("not a role"));
         assert!(Grant::parse("editor:").is_err());
     }
@@ -313,47 +330,120 @@ mod tests {
     #[test]
     fn editors_see_their_collections_only() {
         let editor = [g("editor:website")];
-        assert_eq!(check(&editor, Permission::PhotoView, photo("website", false, false)), Ok(false));
-        assert_eq!(check(&editor, Permission::FaceEdit, photo("archive", false, true)), Err(Denied::Hidden));
-        assert_eq!(check(&editor, Permission::PhotoView, photo("website", true, true)), Err(Denied::Hidden));
-        assert_eq!(check(&editor, Permission::Dsr, Scope::Global), Err(Denied::Forbidden));
+        assert_eq!(
+            check(
+                &editor,
+                Permission::PhotoView,
+                photo("website", false, false)
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            check(&editor, Permission::FaceEdit, photo("archive", false, true)),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(
+            check(&editor, Permission::PhotoView, photo("website", true, true)),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(
+            check(&editor, Permission::Dsr, Scope::Global),
+            Err(Denied::Forbidden)
+        );
     }
 
     #[test]
     fn viewers_see_usable_photos_only_and_no_faces() {
         let viewer = [g("viewer:website")];
-        assert_eq!(check(&viewer, Permission::PhotoDownload, photo("website", false, true)), Ok(false));
-        assert_eq!(check(&viewer, Permission::PhotoView, photo("website", false, false)), Err(Denied::Hidden));
-        assert_eq!(check(&viewer, Permission::FaceView, photo("website", false, true)), Err(Denied::Forbidden));
+        assert_eq!(
+            check(
+                &viewer,
+                Permission::PhotoDownload,
+                photo("website", false, true)
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            check(
+                &viewer,
+                Permission::PhotoView,
+                photo("website", false, false)
+            ),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(
+            check(&viewer, Permission::FaceView, photo("website", false, true)),
+            Err(Denied::Forbidden)
+        );
     }
 
     #[test]
     fn the_privacy_officer_overrides_restrictions_and_it_is_flagged() {
         let officer = [g("privacy-officer")];
-        assert_eq!(check(&officer, Permission::PhotoView, photo("any", true, false)), Ok(true));
-        assert_eq!(check(&officer, Permission::PhotoView, photo("any", false, false)), Ok(false));
-        let person = Scope::Person { collections: &[], restricted: true };
+        assert_eq!(
+            check(&officer, Permission::PhotoView, photo("any", true, false)),
+            Ok(true)
+        );
+        assert_eq!(
+            check(&officer, Permission::PhotoView, photo("any", false, false)),
+            Ok(false)
+        );
+        let person = Scope::Person {
+            collections: &[],
+            restricted: true,
+        };
         assert_eq!(check(&officer, Permission::PersonView, person), Ok(true));
     }
 
     #[test]
     fn admins_and_auditors_see_no_photos() {
         for who in [g("admin"), g("auditor")] {
-            assert_eq!(check(std::slice::from_ref(&who), Permission::PhotoView, photo("website", false, true)), Err(Denied::Forbidden));
-            assert_eq!(check(&[who], Permission::SignedIn, Scope::Global), Ok(false));
+            assert_eq!(
+                check(
+                    std::slice::from_ref(&who),
+                    Permission::PhotoView,
+                    photo("website", false, true)
+                ),
+                Err(Denied::Forbidden)
+            );
+            assert_eq!(
+                check(&[who], Permission::SignedIn, Scope::Global),
+                Ok(false)
+            );
         }
-        assert_eq!(check(&[g("auditor")], Permission::Audit, Scope::Global), Ok(false));
-        assert_eq!(check(&[g("admin")], Permission::Audit, Scope::Global), Err(Denied::Forbidden));
-        assert_eq!(check(&[g("admin")], Permission::Users, Scope::Global), Ok(false));
+        assert_eq!(
+            check(&[g("auditor")], Permission::Audit, Scope::Global),
+            Ok(false)
+        );
+        assert_eq!(
+            check(&[g("admin")], Permission::Audit, Scope::Global),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            check(&[g("admin")], Permission::Users, Scope::Global),
+            Ok(false)
+        );
     }
 
     #[test]
     fn several_grants_combine() {
         let both = [g("viewer:archive"), g("editor:website")];
-        assert_eq!(check(&both, Permission::FaceEdit, photo("website", false, false)), Ok(false));
-        assert_eq!(check(&both, Permission::FaceEdit, photo("archive", false, true)), Err(Denied::Hidden));
-        assert_eq!(check(&both, Permission::PhotoView, photo("archive", false, true)), Ok(false));
-        let person = Scope::Person { collections: &["website".to_owned()], restricted: false };
+        assert_eq!(
+            check(&both, Permission::FaceEdit, photo("website", false, false)),
+            Ok(false)
+        );
+        assert_eq!(
+            check(&both, Permission::FaceEdit, photo("archive", false, true)),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(
+            check(&both, Permission::PhotoView, photo("archive", false, true)),
+            Ok(false)
+        );
+        let person = Scope::Person {
+            collections: &["website".to_owned()],
+            restricted: false,
+        };
         assert_eq!(check(&both, Permission::PersonView, person), Ok(false));
     }
 }

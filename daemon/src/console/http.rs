@@ -222,7 +222,13 @@ impl Resp {
         let mut resp = Resp::bytes(mime, body);
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
             resp.headers.insert(header::CONTENT_DISPOSITION, value);

@@ -196,9 +196,13 @@ pub fn start(console: Arc<Console>) -> anyhow::Result<Running> {
                 let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
                 if let Some(plain) = redirect {
                     let mut rx = stopped_rx.clone();
-                    tokio::spawn(consentry_web::tls::serve_redirect(plain, https_port, async move {
-                        let _ = rx.changed().await;
-                    }));
+                    tokio::spawn(consentry_web::tls::serve_redirect(
+                        plain,
+                        https_port,
+                        async move {
+                            let _ = rx.changed().await;
+                        },
+                    ));
                 }
                 let mut rx = stopped_rx;
                 let serving = tokio::spawn(consentry_web::tls::serve(

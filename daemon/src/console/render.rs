@@ -69,8 +69,7 @@ pub fn page(call: &Frame, title: &str, body: &str) -> String {
     let mut nav = String::new();
     for (href, label, permission) in NAV {
         if holds(&call.user.grants, permission) {
-            let current = if call.path == href || (href != "/" && call.path.starts_with(href))
-            {
+            let current = if call.path == href || (href != "/" && call.path.starts_with(href)) {
                 " aria-current=\"page\""
             } else {
                 ""
@@ -119,10 +118,22 @@ pub fn button(call: &Call, action: &str, label: &str, class: &str) -> String {
 }
 
 /// A one-button form posting `hidden` fields to `action`.
-pub fn button_with(call: &Call, action: &str, label: &str, class: &str, hidden: &[(&str, &str)]) -> String {
+pub fn button_with(
+    call: &Call,
+    action: &str,
+    label: &str,
+    class: &str,
+    hidden: &[(&str, &str)],
+) -> String {
     let fields: String = hidden
         .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
         .collect();
     format!(
         "<form method=\"post\" action=\"{}\" class=\"inline\">{}{fields}<button type=\"submit\" class=\"{class}\">{}</button></form>",
@@ -168,7 +179,12 @@ pub fn details_text(details: &serde_json::Value, sep: &str) -> String {
         .as_object()
         .map(|o| {
             o.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(sep)
         })

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use consentry_web::session;
 use consentry_web::warp::http::StatusCode;
 use consentry_web::warp::{self, Filter};
-use consentry_web::session;
 
 use super::authz::{self, Denied, Permission, Scope};
 use super::http::{MAX_BODY, Req, Resp, parse_query};
@@ -19,7 +19,6 @@ use super::{Call, Console};
 use crate::audit::{Entry, Outcome};
 use crate::consent::model::Subject;
 use crate::domain::{AssetId, PersonId};
-
 
 /// What a route's first `{…}` segment names, for the authorisation check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,70 +64,435 @@ use screens::{admin, audit as audit_screen, dashboard, dsr, people, photos, sign
 /// Every route behind the sign-in.
 pub static ROUTES: &[Route] = &[
     route!("GET", "/", SignedIn, Global, dashboard::page, "Dashboard"),
-    route!("GET", "/status.json", SignedIn, Global, dashboard::live, "Ingest progress and queue depth (polled by the dashboard)"),
-    route!("POST", "/logout", SignedIn, Global, signin::logout, "Sign out"),
-    route!("GET", "/photos", PhotoView, Global, photos::grid, "Photo grid with filters"),
-    route!("GET", "/photos/{id}", PhotoView, Photo, photos::page, "Photo page: faces, decisions, metadata, licence"),
-    route!("GET", "/photos/{id}/thumb", PhotoView, Photo, photos::thumb, "Thumbnail"),
-    route!("GET", "/photos/{id}/original", PhotoDownload, Photo, photos::original, "Download the original"),
-    route!("GET", "/photos/{id}/redacted", PhotoDownload, Photo, photos::redacted, "Download with blocking faces pixelated"),
-    route!("GET", "/photos/{id}/faces/{no}/crop", FaceView, Photo, photos::crop, "Face crop"),
-    route!("POST", "/photos/{id}/faces/{no}/name", FaceEdit, Photo, photos::name_face, "Name a face (confirm as a person, new or known)"),
-    route!("POST", "/photos/{id}/faces/{no}/reject", FaceEdit, Photo, photos::reject_face, "Reject a suggestion"),
-    route!("POST", "/photos/{id}/licence", FaceEdit, Photo, photos::set_licence, "Record the photo's licence"),
-    route!("POST", "/photos/{id}/restrict", Restrict, Photo, photos::restrict, "Restrict or lift the restriction of a photo"),
-    route!("GET", "/review", FaceEdit, Global, people::review, "Review queue: unknown-face clusters and suggestions"),
-    route!("POST", "/review/clusters/{cluster}/name", FaceEdit, Cluster, people::name_cluster, "Name a cluster"),
-    route!("POST", "/review/clusters/{cluster}/dismiss", FaceEdit, Cluster, people::dismiss_cluster, "Dismiss a cluster"),
-    route!("GET", "/people", PersonView, Global, people::list, "Persons"),
-    route!("GET", "/people/{id}", PersonView, Person, people::page, "Person page: photos, consents, restriction"),
-    route!("POST", "/people/{id}/consents", ConsentEdit, Person, people::add_consent, "Record a consent (with its signed document)"),
-    route!("POST", "/people/{id}/merge", FaceEdit, Person, people::merge, "Merge another person (a duplicate) into this one"),
-    route!("POST", "/people/{id}/optout", Restrict, Person, people::opt_out, "Opt a person out of recognition"),
-    route!("POST", "/people/{id}/restrict", Restrict, Person, people::restrict, "Restrict or lift the restriction of a person"),
-    route!("GET", "/consents/{id}/document", PersonView, Consent, people::document, "The signed consent document"),
-    route!("POST", "/consents/{id}/withdraw", ConsentEdit, Consent, people::withdraw, "Withdraw a consent"),
-    route!("GET", "/dsr", Dsr, Global, dsr::list, "Data-subject requests"),
+    route!(
+        "GET",
+        "/status.json",
+        SignedIn,
+        Global,
+        dashboard::live,
+        "Ingest progress and queue depth (polled by the dashboard)"
+    ),
+    route!(
+        "POST",
+        "/logout",
+        SignedIn,
+        Global,
+        signin::logout,
+        "Sign out"
+    ),
+    route!(
+        "GET",
+        "/photos",
+        PhotoView,
+        Global,
+        photos::grid,
+        "Photo grid with filters"
+    ),
+    route!(
+        "GET",
+        "/photos/{id}",
+        PhotoView,
+        Photo,
+        photos::page,
+        "Photo page: faces, decisions, metadata, licence"
+    ),
+    route!(
+        "GET",
+        "/photos/{id}/thumb",
+        PhotoView,
+        Photo,
+        photos::thumb,
+        "Thumbnail"
+    ),
+    route!(
+        "GET",
+        "/photos/{id}/original",
+        PhotoDownload,
+        Photo,
+        photos::original,
+        "Download the original"
+    ),
+    route!(
+        "GET",
+        "/photos/{id}/redacted",
+        PhotoDownload,
+        Photo,
+        photos::redacted,
+        "Download with blocking faces pixelated"
+    ),
+    route!(
+        "GET",
+        "/photos/{id}/faces/{no}/crop",
+        FaceView,
+        Photo,
+        photos::crop,
+        "Face crop"
+    ),
+    route!(
+        "POST",
+        "/photos/{id}/faces/{no}/name",
+        FaceEdit,
+        Photo,
+        photos::name_face,
+        "Name a face (confirm as a person, new or known)"
+    ),
+    route!(
+        "POST",
+        "/photos/{id}/faces/{no}/reject",
+        FaceEdit,
+        Photo,
+        photos::reject_face,
+        "Reject a suggestion"
+    ),
+    route!(
+        "POST",
+        "/photos/{id}/licence",
+        FaceEdit,
+        Photo,
+        photos::set_licence,
+        "Record the photo's licence"
+    ),
+    route!(
+        "POST",
+        "/photos/{id}/restrict",
+        Restrict,
+        Photo,
+        photos::restrict,
+        "Restrict or lift the restriction of a photo"
+    ),
+    route!(
+        "GET",
+        "/review",
+        FaceEdit,
+        Global,
+        people::review,
+        "Review queue: unknown-face clusters and suggestions"
+    ),
+    route!(
+        "POST",
+        "/review/clusters/{cluster}/name",
+        FaceEdit,
+        Cluster,
+        people::name_cluster,
+        "Name a cluster"
+    ),
+    route!(
+        "POST",
+        "/review/clusters/{cluster}/dismiss",
+        FaceEdit,
+        Cluster,
+        people::dismiss_cluster,
+        "Dismiss a cluster"
+    ),
+    route!(
+        "GET",
+        "/people",
+        PersonView,
+        Global,
+        people::list,
+        "Persons"
+    ),
+    route!(
+        "GET",
+        "/people/{id}",
+        PersonView,
+        Person,
+        people::page,
+        "Person page: photos, consents, restriction"
+    ),
+    route!(
+        "POST",
+        "/people/{id}/consents",
+        ConsentEdit,
+        Person,
+        people::add_consent,
+        "Record a consent (with its signed document)"
+    ),
+    route!(
+        "POST",
+        "/people/{id}/merge",
+        FaceEdit,
+        Person,
+        people::merge,
+        "Merge another person (a duplicate) into this one"
+    ),
+    route!(
+        "POST",
+        "/people/{id}/optout",
+        Restrict,
+        Person,
+        people::opt_out,
+        "Opt a person out of recognition"
+    ),
+    route!(
+        "POST",
+        "/people/{id}/restrict",
+        Restrict,
+        Person,
+        people::restrict,
+        "Restrict or lift the restriction of a person"
+    ),
+    route!(
+        "GET",
+        "/consents/{id}/document",
+        PersonView,
+        Consent,
+        people::document,
+        "The signed consent document"
+    ),
+    route!(
+        "POST",
+        "/consents/{id}/withdraw",
+        ConsentEdit,
+        Consent,
+        people::withdraw,
+        "Withdraw a consent"
+    ),
+    route!(
+        "GET",
+        "/dsr",
+        Dsr,
+        Global,
+        dsr::list,
+        "Data-subject requests"
+    ),
     route!("POST", "/dsr", Dsr, Global, dsr::open, "Open a request"),
-    route!("GET", "/dsr/{case}", Dsr, Global, dsr::page, "A request: deadline, found faces, actions"),
-    route!("POST", "/dsr/{case}/find", Dsr, Global, dsr::find, "Find the person's photos"),
-    route!("GET", "/dsr/{case}/package", Dsr, Global, dsr::package, "Download the access package"),
-    route!("POST", "/dsr/{case}/erase", Dsr, Global, dsr::erase, "Erase the person's photos"),
-    route!("POST", "/dsr/{case}/close", Dsr, Global, dsr::close, "Close the request"),
-    route!("GET", "/audit", Audit, Global, audit_screen::page, "Audit viewer with filters"),
-    route!("POST", "/audit/verify", Audit, Global, audit_screen::verify, "Verify the audit chain"),
-    route!("GET", "/users", Users, Global, admin::users, "Console users"),
-    route!("POST", "/users", Users, Global, admin::add_user, "Add a user"),
-    route!("POST", "/users/{name}/disable", Users, Global, admin::disable, "Disable or enable a user"),
-    route!("POST", "/users/{name}/roles", Users, Global, admin::roles, "Change a user's roles"),
-    route!("GET", "/metrics", SystemStatus, Global, super::metrics::page, "Prometheus metrics"),
-    route!("GET", "/api/v1/status", SignedIn, Global, dashboard::api_status, "Catalogue, queue and workers"),
-    route!("GET", "/api/v1/photos", PhotoView, Global, photos::api_list, "Photos the caller may see (filters as the grid)"),
-    route!("GET", "/api/v1/photos/{id}", PhotoView, Photo, photos::api_photo, "A photo with faces and decisions"),
-    route!("GET", "/api/v1/photos/{id}/decisions", PhotoView, Photo, photos::api_decisions, "Usage decision per purpose (?date=)"),
-    route!("GET", "/api/v1/photos/{id}/thumbnail", PhotoView, Photo, photos::thumb, "Thumbnail (JPEG)"),
-    route!("GET", "/api/v1/photos/{id}/original", PhotoDownload, Photo, photos::original, "The original"),
-    route!("GET", "/api/v1/photos/{id}/faces/{no}/crop", FaceView, Photo, photos::crop, "Face crop (JPEG)"),
-    route!("POST", "/api/v1/photos/{id}/faces/{no}/name", FaceEdit, Photo, photos::name_face, "Name a face: {\"person\": NAME}"),
-    route!("GET", "/api/v1/people/{id}", PersonView, Person, people::api_person, "A person with photos and consents"),
-    route!("POST", "/api/v1/people/{id}/consents", ConsentEdit, Person, people::add_consent, "Record a consent"),
-    route!("POST", "/api/v1/consents/{id}/withdraw", ConsentEdit, Consent, people::withdraw, "Withdraw a consent: {\"reason\": …}"),
-    route!("GET", "/api/v1/search", FaceView, Global, people::api_search, "Photos of a person (?person=), within the caller's collections"),
-    route!("GET", "/api/v1/dsr", Dsr, Global, dsr::api_list, "Data-subject requests"),
-    route!("GET", "/api/v1/audit", Audit, Global, audit_screen::api_events, "Audit events (?since=&action=&actor=)"),
-    route!("GET", "/api/v1/users", Users, Global, admin::api_users, "Console users"),
-    route!("DELETE", "/api/v1/session", SignedIn, Global, signin::logout, "Sign out"),
+    route!(
+        "GET",
+        "/dsr/{case}",
+        Dsr,
+        Global,
+        dsr::page,
+        "A request: deadline, found faces, actions"
+    ),
+    route!(
+        "POST",
+        "/dsr/{case}/find",
+        Dsr,
+        Global,
+        dsr::find,
+        "Find the person's photos"
+    ),
+    route!(
+        "GET",
+        "/dsr/{case}/package",
+        Dsr,
+        Global,
+        dsr::package,
+        "Download the access package"
+    ),
+    route!(
+        "POST",
+        "/dsr/{case}/erase",
+        Dsr,
+        Global,
+        dsr::erase,
+        "Erase the person's photos"
+    ),
+    route!(
+        "POST",
+        "/dsr/{case}/close",
+        Dsr,
+        Global,
+        dsr::close,
+        "Close the request"
+    ),
+    route!(
+        "GET",
+        "/audit",
+        Audit,
+        Global,
+        audit_screen::page,
+        "Audit viewer with filters"
+    ),
+    route!(
+        "POST",
+        "/audit/verify",
+        Audit,
+        Global,
+        audit_screen::verify,
+        "Verify the audit chain"
+    ),
+    route!(
+        "GET",
+        "/users",
+        Users,
+        Global,
+        admin::users,
+        "Console users"
+    ),
+    route!(
+        "POST",
+        "/users",
+        Users,
+        Global,
+        admin::add_user,
+        "Add a user"
+    ),
+    route!(
+        "POST",
+        "/users/{name}/disable",
+        Users,
+        Global,
+        admin::disable,
+        "Disable or enable a user"
+    ),
+    route!(
+        "POST",
+        "/users/{name}/roles",
+        Users,
+        Global,
+        admin::roles,
+        "Change a user's roles"
+    ),
+    route!(
+        "GET",
+        "/metrics",
+        SystemStatus,
+        Global,
+        super::metrics::page,
+        "Prometheus metrics"
+    ),
+    route!(
+        "GET",
+        "/api/v1/status",
+        SignedIn,
+        Global,
+        dashboard::api_status,
+        "Catalogue, queue and workers"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos",
+        PhotoView,
+        Global,
+        photos::api_list,
+        "Photos the caller may see (filters as the grid)"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos/{id}",
+        PhotoView,
+        Photo,
+        photos::api_photo,
+        "A photo with faces and decisions"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos/{id}/decisions",
+        PhotoView,
+        Photo,
+        photos::api_decisions,
+        "Usage decision per purpose (?date=)"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos/{id}/thumbnail",
+        PhotoView,
+        Photo,
+        photos::thumb,
+        "Thumbnail (JPEG)"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos/{id}/original",
+        PhotoDownload,
+        Photo,
+        photos::original,
+        "The original"
+    ),
+    route!(
+        "GET",
+        "/api/v1/photos/{id}/faces/{no}/crop",
+        FaceView,
+        Photo,
+        photos::crop,
+        "Face crop (JPEG)"
+    ),
+    route!(
+        "POST",
+        "/api/v1/photos/{id}/faces/{no}/name",
+        FaceEdit,
+        Photo,
+        photos::name_face,
+        "Name a face: {\"person\": NAME}"
+    ),
+    route!(
+        "GET",
+        "/api/v1/people/{id}",
+        PersonView,
+        Person,
+        people::api_person,
+        "A person with photos and consents"
+    ),
+    route!(
+        "POST",
+        "/api/v1/people/{id}/consents",
+        ConsentEdit,
+        Person,
+        people::add_consent,
+        "Record a consent"
+    ),
+    route!(
+        "POST",
+        "/api/v1/consents/{id}/withdraw",
+        ConsentEdit,
+        Consent,
+        people::withdraw,
+        "Withdraw a consent: {\"reason\": …}"
+    ),
+    route!(
+        "GET",
+        "/api/v1/search",
+        FaceView,
+        Global,
+        people::api_search,
+        "Photos of a person (?person=), within the caller's collections"
+    ),
+    route!(
+        "GET",
+        "/api/v1/dsr",
+        Dsr,
+        Global,
+        dsr::api_list,
+        "Data-subject requests"
+    ),
+    route!(
+        "GET",
+        "/api/v1/audit",
+        Audit,
+        Global,
+        audit_screen::api_events,
+        "Audit events (?since=&action=&actor=)"
+    ),
+    route!(
+        "GET",
+        "/api/v1/users",
+        Users,
+        Global,
+        admin::api_users,
+        "Console users"
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/session",
+        SignedIn,
+        Global,
+        signin::logout,
+        "Sign out"
+    ),
 ];
 
 /// The warp filter serving everything: one catch-all that hands a [`Req`] to
 /// [`handle`] on the blocking pool, wrapped in the security headers.
 pub fn filter(
     console: Arc<Console>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static
-{
-    let query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let inner = warp::any()
         .and(warp::method())
         .and(warp::path::full())
@@ -136,30 +500,43 @@ pub fn filter(
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(consentry_web::tls::peer_addr())
-        .and_then(move |method: warp::http::Method, path: warp::path::FullPath, query: String, headers, body, peer: Option<std::net::SocketAddr>| {
-            let console = Arc::clone(&console);
-            async move {
-                let Some(body) = read_body(body).await else {
-                    return Ok(into_reply(Resp::text(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "text/plain; charset=utf-8",
-                        format!("The upload is larger than {} MiB.\n", MAX_BODY >> 20),
-                    )));
-                };
-                let req = Req {
-                    method: method.as_str().to_owned(),
-                    path: path.as_str().to_owned(),
-                    query: parse_query(&query),
-                    headers,
-                    body,
-                    peer: peer.map(|p| p.ip()),
-                };
-                let resp = tokio::task::spawn_blocking(move || handle(&console, req))
-                    .await
-                    .unwrap_or_else(|_| Resp::text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "internal error".into()));
-                Ok::<_, warp::Rejection>(into_reply(resp))
-            }
-        });
+        .and_then(
+            move |method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers,
+                  body,
+                  peer: Option<std::net::SocketAddr>| {
+                let console = Arc::clone(&console);
+                async move {
+                    let Some(body) = read_body(body).await else {
+                        return Ok(into_reply(Resp::text(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "text/plain; charset=utf-8",
+                            format!("The upload is larger than {} MiB.\n", MAX_BODY >> 20),
+                        )));
+                    };
+                    let req = Req {
+                        method: method.as_str().to_owned(),
+                        path: path.as_str().to_owned(),
+                        query: parse_query(&query),
+                        headers,
+                        body,
+                        peer: peer.map(|p| p.ip()),
+                    };
+                    let resp = tokio::task::spawn_blocking(move || handle(&console, req))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Resp::text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain",
+                                "internal error".into(),
+                            )
+                        });
+                    Ok::<_, warp::Rejection>(into_reply(resp))
+                }
+            },
+        );
     consentry_web::headers::with_secure_headers(inner)
 }
 
@@ -231,10 +608,11 @@ fn route(console: &Console, req: &Req) -> Resp {
     };
     let actor = super::actor_for(&user.name);
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        let given = req
-            .header("x-csrf-token")
-            .map(str::to_owned)
-            .or_else(|| req.form().ok().and_then(|f| f.get("csrf").map(str::to_owned)));
+        let given = req.header("x-csrf-token").map(str::to_owned).or_else(|| {
+            req.form()
+                .ok()
+                .and_then(|f| f.get("csrf").map(str::to_owned))
+        });
         if !given.is_some_and(|g| session::csrf_matches(&session.csrf, &g)) {
             let _ = console.audit.record(
                 &actor,
@@ -283,8 +661,11 @@ fn route(console: &Console, req: &Req) -> Resp {
             let _ = console.audit.record(
                 &call.actor,
                 Outcome::Refused,
-                Entry::new("console.denied", format!("route:{} {}", req.method, req.path))
-                    .with("permission", format!("{:?}", route.permission)),
+                Entry::new(
+                    "console.denied",
+                    format!("route:{} {}", req.method, req.path),
+                )
+                .with("permission", format!("{:?}", route.permission)),
             );
             match denied {
                 Denied::Forbidden => screens::fail(
@@ -419,9 +800,11 @@ pub fn person_scope(call: &Call, person: &str) -> Result<(PersonId, Vec<String>)
 pub fn openapi() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     let api = ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/"));
-    let extra = [
-        ("POST", "/api/v1/session", "Sign in: {\"user\", \"password\"} → session cookie and CSRF token"),
-    ];
+    let extra = [(
+        "POST",
+        "/api/v1/session",
+        "Sign in: {\"user\", \"password\"} → session cookie and CSRF token",
+    )];
     let entries = api
         .map(|r| (r.method, r.path, r.summary, Some(r.permission)))
         .chain(extra.iter().map(|(m, p, s)| (*m, *p, *s, None)));
@@ -479,12 +862,22 @@ mod tests {
     fn every_route_is_unique_and_every_api_route_is_described() {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
-                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
             }
         }
         let doc = openapi();
         for r in ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
-            assert!(doc["paths"][r.path][r.method.to_lowercase()].is_object(), "{} {}", r.method, r.path);
+            assert!(
+                doc["paths"][r.path][r.method.to_lowercase()].is_object(),
+                "{} {}",
+                r.method,
+                r.path
+            );
         }
     }
 }

@@ -126,7 +126,11 @@ impl UserRequest {
             }
             UserRequest::Passwd { name, .. } => vec![Entry::new("user.passwd", user(name))],
             UserRequest::Disable { name, disabled } => vec![Entry::new(
-                if *disabled { "user.disable" } else { "user.enable" },
+                if *disabled {
+                    "user.disable"
+                } else {
+                    "user.enable"
+                },
                 user(name),
             )],
             UserRequest::Grants { name, grants } => {
@@ -282,7 +286,12 @@ impl Users {
     /// Checks a name and password, with throttling: after repeated failures
     /// the name (or the address) is locked for a while, even for the right
     /// password. Unknown names cost the same time as known ones.
-    pub fn authenticate(&self, name: &str, password: &str, ip: IpAddr) -> Result<User, SignInError> {
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<User, SignInError> {
         let now = Instant::now();
         self.throttle
             .check(name, ip, now)

@@ -78,7 +78,10 @@ pub fn error_page(req: &Req, csrf: &str, user: &User, status: StatusCode, messag
         csrf,
         user,
     };
-    Resp::html(status, page(&frame, status.canonical_reason().unwrap_or("Error"), &body))
+    Resp::html(
+        status,
+        page(&frame, status.canonical_reason().unwrap_or("Error"), &body),
+    )
 }
 
 /// `/healthz`: liveness for load balancers and systemd; no data.
@@ -95,8 +98,10 @@ pub fn health(console: &Console) -> Resp {
 /// Files embedded from `web/static`.
 pub fn static_file(path: &str) -> Resp {
     match consentry_web::assets::get(path.trim_start_matches("/static/")) {
-        Some((mime, bytes)) => Resp::bytes(mime, bytes.to_vec())
-            .with_header(consentry_web::warp::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        Some((mime, bytes)) => Resp::bytes(mime, bytes.to_vec()).with_header(
+            consentry_web::warp::http::header::CACHE_CONTROL,
+            "public, max-age=3600",
+        ),
         None => Resp::text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

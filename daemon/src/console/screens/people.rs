@@ -12,11 +12,11 @@ use super::{Fail, done};
 use crate::consent::NewConsent;
 use crate::consent::commands::RightsRequest;
 use crate::consent::model::{Signer, Subject};
+use crate::console::Call;
 use crate::console::authz::{self, Permission, Scope};
 use crate::console::http::Resp;
 use crate::console::render::{button_with, csrf_field, esc, s, table};
 use crate::console::routes::person_scope;
-use crate::console::Call;
 use crate::control::Request;
 use crate::domain::{AssetId, FaceRef, Identity, PersonKind, Recognition};
 use crate::people::ClusterView;
@@ -27,7 +27,9 @@ use crate::pipeline::store::crypto::{hex_decode, hex_encode};
 pub fn cluster_collections(call: &Call, cluster: &ClusterView) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for face in &cluster.faces {
-        let Some(face) = FaceRef::parse(face) else { continue };
+        let Some(face) = FaceRef::parse(face) else {
+            continue;
+        };
         if let Ok(Some(asset)) = call.console.store.asset(&face.asset)
             && !out.contains(&asset.collection)
         {
@@ -38,7 +40,16 @@ pub fn cluster_collections(call: &Call, cluster: &ClusterView) -> Vec<String> {
 }
 
 fn may_edit_in(call: &Call, collection: &str) -> bool {
-    authz::check(&call.user.grants, Permission::FaceEdit, Scope::Photo { collection, restricted: false, usable: false }).is_ok()
+    authz::check(
+        &call.user.grants,
+        Permission::FaceEdit,
+        Scope::Photo {
+            collection,
+            restricted: false,
+            usable: false,
+        },
+    )
+    .is_ok()
 }
 
 fn kind_select(id: &str) -> String {
@@ -69,7 +80,9 @@ fn crop(face: &str) -> String {
 }
 
 pub fn review(call: &Call) -> Result<Resp, Fail> {
-    let clusters = call.ask(Request::People { request: PeopleRequest::ClustersList })?;
+    let clusters = call.ask(Request::People {
+        request: PeopleRequest::ClustersList,
+    })?;
     let mut html = String::from("<section class=\"card\"><h2>Unknown faces that look alike</h2>");
     let mut shown = 0;
     for c in clusters {
@@ -77,11 +90,19 @@ pub fn review(call: &Call) -> Result<Resp, Fail> {
             Ok(v) => v,
             Err(_) => continue,
         };
-        if !cluster_collections(call, &view).iter().all(|col| may_edit_in(call, col)) {
+        if !cluster_collections(call, &view)
+            .iter()
+            .all(|col| may_edit_in(call, col))
+        {
             continue;
         }
         shown += 1;
-        let _ = write!(html, "<div class=\"cluster\" id=\"cluster-{id}\"><p><strong>{}</strong> face(s)</p><div class=\"crops\">", view.size, id = esc(&view.id));
+        let _ = write!(
+            html,
+            "<div class=\"cluster\" id=\"cluster-{id}\"><p><strong>{}</strong> face(s)</p><div class=\"crops\">",
+            view.size,
+            id = esc(&view.id)
+        );
         for f in view.faces.iter().take(8) {
             html.push_str(&crop(f));
         }
@@ -90,7 +111,13 @@ pub fn review(call: &Call) -> Result<Resp, Fail> {
             "</div><form method=\"post\" action=\"/review/clusters/{id}/name\" class=\"inline\">{}<input type=\"text\" name=\"person\" placeholder=\"Name\" required>{}<button type=\"submit\">Name</button></form>{}</div>",
             csrf_field(&call.csrf),
             kind_select(&format!("kind-{}", view.id)),
-            button_with(call, &format!("/review/clusters/{}/dismiss", view.id), "Dismiss", "", &[("faces", &view.size.to_string())]),
+            button_with(
+                call,
+                &format!("/review/clusters/{}/dismiss", view.id),
+                "Dismiss",
+                "",
+                &[("faces", &view.size.to_string())]
+            ),
             id = esc(&view.id),
         );
     }
@@ -135,31 +162,65 @@ pub fn name_cluster(call: &Call) -> Result<Resp, Fail> {
             kind: parse_kind(form.get("kind")),
         },
     })?;
-    Ok(done(call, "/review", serde_json::json!({"named": call.param(0)})))
+    Ok(done(
+        call,
+        "/review",
+        serde_json::json!({"named": call.param(0)}),
+    ))
 }
 
 /// Dismisses a cluster, if it still has the size the page showed (it may
 /// have changed since).
 pub fn dismiss_cluster(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
-    let shown: usize = form.require("faces")?.parse().map_err(|_| Fail::bad("`faces` must be a number"))?;
-    let now = call.people().clusters().into_iter().find(|c| c.id == call.param(0)).map(|c| c.size);
+    let shown: usize = form
+        .require("faces")?
+        .parse()
+        .map_err(|_| Fail::bad("`faces` must be a number"))?;
+    let now = call
+        .people()
+        .clusters()
+        .into_iter()
+        .find(|c| c.id == call.param(0))
+        .map(|c| c.size);
     if now != Some(shown) {
-        return Err(Fail::bad("This cluster changed since the page was shown; review it again."));
+        return Err(Fail::bad(
+            "This cluster changed since the page was shown; review it again.",
+        ));
     }
-    call.ask(Request::People { request: PeopleRequest::ClustersDismiss { cluster: call.param(0).to_owned() } })?;
-    Ok(done(call, "/review", serde_json::json!({"dismissed": call.param(0)})))
+    call.ask(Request::People {
+        request: PeopleRequest::ClustersDismiss {
+            cluster: call.param(0).to_owned(),
+        },
+    })?;
+    Ok(done(
+        call,
+        "/review",
+        serde_json::json!({"dismissed": call.param(0)}),
+    ))
 }
 
 /// Whether the user may see `person` (the same check as the router's).
 fn may_see_person(call: &Call, person: &str) -> bool {
-    let Ok((id, collections)) = person_scope(call, person) else { return false };
+    let Ok((id, collections)) = person_scope(call, person) else {
+        return false;
+    };
     let restricted = call.console.rights.restricted(&Subject::Person(id));
-    authz::check(&call.user.grants, Permission::PersonView, Scope::Person { collections: &collections, restricted }).is_ok()
+    authz::check(
+        &call.user.grants,
+        Permission::PersonView,
+        Scope::Person {
+            collections: &collections,
+            restricted,
+        },
+    )
+    .is_ok()
 }
 
 pub fn list(call: &Call) -> Result<Resp, Fail> {
-    let people = call.ask(Request::People { request: PeopleRequest::List { all: false } })?;
+    let people = call.ask(Request::People {
+        request: PeopleRequest::List { all: false },
+    })?;
     let rows: Vec<String> = people
         .iter()
         .filter(|p| may_see_person(call, s(p, "id")))
@@ -174,7 +235,10 @@ pub fn list(call: &Call) -> Result<Resp, Fail> {
             )
         })
         .collect();
-    Ok(call.page("People", &table(&["Name", "Kind", "Photos", "Recognition"], &rows)))
+    Ok(call.page(
+        "People",
+        &table(&["Name", "Kind", "Photos", "Recognition"], &rows),
+    ))
 }
 
 struct PersonData {
@@ -184,14 +248,21 @@ struct PersonData {
 }
 
 fn person_data(call: &Call) -> Result<PersonData, Fail> {
-    let shown = call.ask(Request::People { request: PeopleRequest::Show { person: call.param(0).to_owned() } })?;
+    let shown = call.ask(Request::People {
+        request: PeopleRequest::Show {
+            person: call.param(0).to_owned(),
+        },
+    })?;
     let person = shown
         .into_iter()
         .next()
         .map(|mut v| v["person"].take())
         .filter(|p| p.is_object())
         .ok_or_else(Fail::not_found)?;
-    let (_, assets) = call.people().assets_of(call.param(0)).map_err(|_| Fail::not_found())?;
+    let (_, assets) = call
+        .people()
+        .assets_of(call.param(0))
+        .map_err(|_| Fail::not_found())?;
     let mut photos = Vec::new();
     for (id, _) in assets {
         if let Some(asset) = call.console.store.asset(&id).map_err(Fail::internal)?
@@ -201,18 +272,28 @@ fn person_data(call: &Call) -> Result<PersonData, Fail> {
         }
     }
     let consents = call.ask(Request::Rights {
-        request: Box::new(RightsRequest::ConsentList { person: Some(call.param(0).to_owned()), date: None }),
+        request: Box::new(RightsRequest::ConsentList {
+            person: Some(call.param(0).to_owned()),
+            date: None,
+        }),
     })?;
-    Ok(PersonData { person, photos, consents })
+    Ok(PersonData {
+        person,
+        photos,
+        consents,
+    })
 }
 
 pub fn api_person(call: &Call) -> Result<Resp, Fail> {
     let d = person_data(call)?;
-    Ok(Resp::json(StatusCode::OK, &serde_json::json!({
-        "person": d.person,
-        "photos": d.photos.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "consents": d.consents,
-    })))
+    Ok(Resp::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "person": d.person,
+            "photos": d.photos.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "consents": d.consents,
+        }),
+    ))
 }
 
 pub fn page(call: &Call) -> Result<Resp, Fail> {
@@ -230,11 +311,22 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         esc(s(p, "kind")),
         esc(s(p, "recognition")),
         p["confirmed_faces"],
-        if call.console.rights.restricted(&Subject::Person(crate::domain::PersonId::parse(&id).ok_or_else(Fail::not_found)?)) { "yes" } else { "no" },
+        if call.console.rights.restricted(&Subject::Person(
+            crate::domain::PersonId::parse(&id).ok_or_else(Fail::not_found)?
+        )) {
+            "yes"
+        } else {
+            "no"
+        },
     );
-    html.push_str("<section class=\"card\"><h2>Photos</h2><ul class=\"grid small\" id=\"person-photos\">");
+    html.push_str(
+        "<section class=\"card\"><h2>Photos</h2><ul class=\"grid small\" id=\"person-photos\">",
+    );
     for a in &d.photos {
-        let _ = write!(html, "<li><a href=\"/photos/{a}\"><img src=\"/photos/{a}/thumb\" alt=\"\"></a></li>");
+        let _ = write!(
+            html,
+            "<li><a href=\"/photos/{a}\"><img src=\"/photos/{a}/thumb\" alt=\"\"></a></li>"
+        );
     }
     html.push_str("</ul></section>");
     // Consents.
@@ -269,11 +361,30 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             )
         })
         .collect();
-    let _ = write!(html, "<section class=\"card\" id=\"consents\"><h2>Consents</h2>{}", table(&["Purposes", "Signed", "Status", "Valid until", "", "Signed form", ""], &rows));
+    let _ = write!(
+        html,
+        "<section class=\"card\" id=\"consents\"><h2>Consents</h2>{}",
+        table(
+            &[
+                "Purposes",
+                "Signed",
+                "Status",
+                "Valid until",
+                "",
+                "Signed form",
+                ""
+            ],
+            &rows
+        )
+    );
     if authz::holds(grants, Permission::ConsentEdit) {
         let mut boxes = String::new();
         for purpose in &call.console.rights.config().purposes {
-            let _ = write!(boxes, "<label class=\"check\"><input type=\"checkbox\" name=\"purposes\" value=\"{p}\" id=\"purpose-{p}\"> {p}</label>", p = esc(purpose));
+            let _ = write!(
+                boxes,
+                "<label class=\"check\"><input type=\"checkbox\" name=\"purposes\" value=\"{p}\" id=\"purpose-{p}\"> {p}</label>",
+                p = esc(purpose)
+            );
         }
         let _ = write!(
             html,
@@ -303,7 +414,9 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         );
     }
     if authz::holds(grants, Permission::Restrict) {
-        let restricted = call.console.rights.restricted(&Subject::Person(crate::domain::PersonId::parse(&id).ok_or_else(Fail::not_found)?));
+        let restricted = call.console.rights.restricted(&Subject::Person(
+            crate::domain::PersonId::parse(&id).ok_or_else(Fail::not_found)?,
+        ));
         let _ = write!(
             html,
             "<section class=\"card\"><h2>Objection and restriction</h2>{}\
@@ -320,7 +433,11 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             esc(&id),
             csrf_field(&call.csrf),
             !restricted,
-            if restricted { "Lift the restriction" } else { "Restrict this person" },
+            if restricted {
+                "Lift the restriction"
+            } else {
+                "Restrict this person"
+            },
         );
     }
     let name = s(p, "name").to_owned();
@@ -330,14 +447,23 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
 pub fn add_consent(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let date = |k: &str| -> Result<Option<Date>, Fail> {
-        form.get(k).map(|d| d.parse().map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))).transpose()
+        form.get(k)
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))
+            })
+            .transpose()
     };
     let purposes = form.all("purposes");
     if purposes.is_empty() {
-        return Err(Fail::bad("Tick at least one purpose the person consented to."));
+        return Err(Fail::bad(
+            "Tick at least one purpose the person consented to.",
+        ));
     }
     let signer = match form.get("guardian") {
-        Some(name) => Signer::Guardian { name: name.to_owned() },
+        Some(name) => Signer::Guardian {
+            name: name.to_owned(),
+        },
         None => Signer::Subject,
     };
     let consent = NewConsent {
@@ -345,15 +471,29 @@ pub fn add_consent(call: &Call) -> Result<Resp, Fail> {
         signer,
         signed_on: date("signed_on")?.unwrap_or_else(|| call.console.rights.today()),
         purposes,
-        recognition: form.get("recognition").is_some_and(|v| v == "1" || v == "true" || v == "on"),
+        recognition: form
+            .get("recognition")
+            .is_some_and(|v| v == "1" || v == "true" || v == "on"),
         valid_from: date("valid_from")?,
         valid_until: date("valid_until")?,
         reference: form.get("reference").map(str::to_owned),
         notes: form.get("notes").map(str::to_owned),
     };
-    let document = form.file("document").map(|f| PhotoUpload { name: f.name.clone(), hex: hex_encode(&f.bytes) });
-    let answer = call.ask(Request::Rights { request: Box::new(RightsRequest::ConsentAdd { consent: Box::new(consent), document }) })?;
-    Ok(done(call, &format!("/people/{}", call.param(0)), answer.into_iter().next().unwrap_or_default()))
+    let document = form.file("document").map(|f| PhotoUpload {
+        name: f.name.clone(),
+        hex: hex_encode(&f.bytes),
+    });
+    let answer = call.ask(Request::Rights {
+        request: Box::new(RightsRequest::ConsentAdd {
+            consent: Box::new(consent),
+            document,
+        }),
+    })?;
+    Ok(done(
+        call,
+        &format!("/people/{}", call.param(0)),
+        answer.into_iter().next().unwrap_or_default(),
+    ))
 }
 
 /// Merges the person named in `from` into the route's person; both must be
@@ -362,15 +502,30 @@ pub fn merge(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let from = form.require("from")?.to_owned();
     if !may_see_person(call, &from) {
-        return Err(Fail::bad(format!("No person `{from}` in your collections.")));
+        return Err(Fail::bad(format!(
+            "No person `{from}` in your collections."
+        )));
     }
-    call.ask(Request::People { request: PeopleRequest::Merge { into: call.param(0).to_owned(), from: from.clone() } })?;
-    Ok(done(call, &format!("/people/{}", call.param(0)), serde_json::json!({"merged": from, "into": call.param(0)})))
+    call.ask(Request::People {
+        request: PeopleRequest::Merge {
+            into: call.param(0).to_owned(),
+            from: from.clone(),
+        },
+    })?;
+    Ok(done(
+        call,
+        &format!("/people/{}", call.param(0)),
+        serde_json::json!({"merged": from, "into": call.param(0)}),
+    ))
 }
 
 pub fn withdraw(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
-    let consent = call.console.rights.consent(call.param(0)).map_err(|_| Fail::not_found())?;
+    let consent = call
+        .console
+        .rights
+        .consent(call.param(0))
+        .map_err(|_| Fail::not_found())?;
     call.ask(Request::Rights {
         request: Box::new(RightsRequest::ConsentWithdraw {
             id: call.param(0).to_owned(),
@@ -378,13 +533,22 @@ pub fn withdraw(call: &Call) -> Result<Resp, Fail> {
             at: None,
         }),
     })?;
-    Ok(done(call, &format!("/people/{}", consent.person), serde_json::json!({"withdrawn": call.param(0)})))
+    Ok(done(
+        call,
+        &format!("/people/{}", consent.person),
+        serde_json::json!({"withdrawn": call.param(0)}),
+    ))
 }
 
 pub fn document(call: &Call) -> Result<Resp, Fail> {
-    let files = call.ask(Request::Rights { request: Box::new(RightsRequest::ConsentDocument { id: call.param(0).to_owned() }) })?;
+    let files = call.ask(Request::Rights {
+        request: Box::new(RightsRequest::ConsentDocument {
+            id: call.param(0).to_owned(),
+        }),
+    })?;
     let file = files.first().ok_or_else(Fail::not_found)?;
-    let bytes = hex_decode(s(file, "hex")).ok_or_else(|| Fail::internal("the document is not hex"))?;
+    let bytes =
+        hex_decode(s(file, "hex")).ok_or_else(|| Fail::internal("the document is not hex"))?;
     let mime = if bytes.starts_with(b"%PDF-") {
         "application/pdf"
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -399,10 +563,21 @@ pub fn document(call: &Call) -> Result<Resp, Fail> {
 
 pub fn opt_out(call: &Call) -> Result<Resp, Fail> {
     if call.req.form()?.get("confirm").is_none() {
-        return Err(Fail::bad("Tick that the person objected to face recognition."));
+        return Err(Fail::bad(
+            "Tick that the person objected to face recognition.",
+        ));
     }
-    call.ask(Request::People { request: PeopleRequest::Recognition { person: call.param(0).to_owned(), recognition: Recognition::OptedOut } })?;
-    Ok(done(call, &format!("/people/{}", call.param(0)), serde_json::json!({"recognition": "opted-out"})))
+    call.ask(Request::People {
+        request: PeopleRequest::Recognition {
+            person: call.param(0).to_owned(),
+            recognition: Recognition::OptedOut,
+        },
+    })?;
+    Ok(done(
+        call,
+        &format!("/people/{}", call.param(0)),
+        serde_json::json!({"recognition": "opted-out"}),
+    ))
 }
 
 pub fn restrict(call: &Call) -> Result<Resp, Fail> {
@@ -421,20 +596,37 @@ pub fn restrict_subject(call: &Call, person: bool) -> Result<Resp, Fail> {
             reason: form.require("reason")?.to_owned(),
         }),
     })?;
-    let back = format!("/{}/{}", if person { "people" } else { "photos" }, call.param(0));
-    Ok(done(call, &back, serde_json::json!({"restricted": restricted})))
+    let back = format!(
+        "/{}/{}",
+        if person { "people" } else { "photos" },
+        call.param(0)
+    );
+    Ok(done(
+        call,
+        &back,
+        serde_json::json!({"restricted": restricted}),
+    ))
 }
 
 /// Photos of a person within the caller's collections.
 pub fn api_search(call: &Call) -> Result<Resp, Fail> {
-    let person = call.req.query("person").ok_or_else(|| Fail::bad("name a person (?person=)"))?;
+    let person = call
+        .req
+        .query("person")
+        .ok_or_else(|| Fail::bad("name a person (?person=)"))?;
     if !may_see_person(call, person) {
         return Err(Fail::not_found());
     }
-    let found = call.ask(Request::People { request: PeopleRequest::SearchPerson { person: person.to_owned() } })?;
+    let found = call.ask(Request::People {
+        request: PeopleRequest::SearchPerson {
+            person: person.to_owned(),
+        },
+    })?;
     let mut visible = Vec::new();
     for hit in found {
-        let Some(asset) = AssetId::parse(s(&hit, "asset")) else { continue };
+        let Some(asset) = AssetId::parse(s(&hit, "asset")) else {
+            continue;
+        };
         if let Ok(Some(a)) = call.console.store.asset(&asset)
             && super::photos::may_see_photo(call, &a)
         {

@@ -40,7 +40,12 @@ impl PhotoFacts {
 
 /// The restriction state of a photo (its own, or of a confirmed person in
 /// it), and — when `with_decisions` — today's decisions.
-pub fn photo_facts(console: &Console, people: &People, asset: &Asset, with_decisions: bool) -> PhotoFacts {
+pub fn photo_facts(
+    console: &Console,
+    people: &People,
+    asset: &Asset,
+    with_decisions: bool,
+) -> PhotoFacts {
     let rights = &console.rights;
     let restricted = rights.restricted(&Subject::Asset(asset.id.clone()))
         || asset.faces.iter().any(|f| {
@@ -48,8 +53,7 @@ pub fn photo_facts(console: &Console, people: &People, asset: &Asset, with_decis
                 .confirmed()
                 .is_some_and(|p| rights.restricted(&Subject::Person(p.clone())))
         });
-    let decisions =
-        with_decisions.then(|| rights.decide_all(people, asset, rights.today()));
+    let decisions = with_decisions.then(|| rights.decide_all(people, asset, rights.today()));
     PhotoFacts {
         restricted,
         decisions,
@@ -69,7 +73,12 @@ fn may_see(call: &Call, asset: &Asset, permission: Permission) -> Option<PhotoFa
     if !authz::sees_collection(grants, permission, &asset.collection) {
         return None;
     }
-    let facts = photo_facts(call.console, call.people(), asset, viewer_only(grants, permission));
+    let facts = photo_facts(
+        call.console,
+        call.people(),
+        asset,
+        viewer_only(grants, permission),
+    );
     authz::check(
         grants,
         permission,
@@ -141,21 +150,32 @@ fn day_of(asset: &Asset) -> Option<Date> {
 /// The photos the user may see that pass the filters, newest first.
 fn listed(call: &Call, f: &Filters) -> Result<Vec<Listed>, Fail> {
     let person = match &f.person {
-        Some(p) => Some(call.people().resolve(p).map_err(|e| Fail::bad(e.to_string()))?.id),
+        Some(p) => Some(
+            call.people()
+                .resolve(p)
+                .map_err(|e| Fail::bad(e.to_string()))?
+                .id,
+        ),
         None => None,
     };
     let mut out = Vec::new();
     for asset in call.console.store.assets() {
         let asset = asset.map_err(Fail::internal)?;
-        if f.collection.as_ref().is_some_and(|c| *c != asset.collection)
+        if f.collection
+            .as_ref()
+            .is_some_and(|c| *c != asset.collection)
             || f.quarantined != (asset.status == AssetStatus::Quarantined)
-            || f.from.is_some_and(|d| day_of(&asset).is_some_and(|a| a < d))
+            || f.from
+                .is_some_and(|d| day_of(&asset).is_some_and(|a| a < d))
             || f.to.is_some_and(|d| day_of(&asset).is_some_and(|a| a > d))
         {
             continue;
         }
         if let Some(p) = &person
-            && !asset.faces.iter().any(|face| face.attribution.confirmed() == Some(p))
+            && !asset
+                .faces
+                .iter()
+                .any(|face| face.attribution.confirmed() == Some(p))
         {
             continue;
         }
@@ -164,7 +184,11 @@ fn listed(call: &Call, f: &Filters) -> Result<Vec<Listed>, Fail> {
         };
         let decisions = match facts.decisions {
             Some(d) => d,
-            None => call.console.rights.decide_all(call.people(), &asset, call.console.rights.today()),
+            None => {
+                call.console
+                    .rights
+                    .decide_all(call.people(), &asset, call.console.rights.today())
+            }
         };
         if let (Some(purpose), Some(want)) = (&f.purpose, &f.verdict) {
             let allowed = decisions.iter().any(|d| &d.purpose == purpose && d.allowed);
@@ -181,9 +205,16 @@ fn listed(call: &Call, f: &Filters) -> Result<Vec<Listed>, Fail> {
 const PAGE: usize = 60;
 
 fn select(name: &str, options: &[String], current: Option<&str>, any: &str) -> String {
-    let mut html = format!("<select name=\"{name}\" id=\"f-{name}\"><option value=\"\">{}</option>", esc(any));
+    let mut html = format!(
+        "<select name=\"{name}\" id=\"f-{name}\"><option value=\"\">{}</option>",
+        esc(any)
+    );
     for o in options {
-        let sel = if Some(o.as_str()) == current { " selected" } else { "" };
+        let sel = if Some(o.as_str()) == current {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(html, "<option value=\"{0}\"{sel}>{0}</option>", esc(o));
     }
     html.push_str("</select>");
@@ -193,7 +224,11 @@ fn select(name: &str, options: &[String], current: Option<&str>, any: &str) -> S
 pub fn grid(call: &Call) -> Result<Resp, Fail> {
     let f = Filters::read(call);
     let photos = listed(call, &f)?;
-    let page: usize = call.req.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let page: usize = call
+        .req
+        .query("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     call.audit(
         Entry::new("asset.list", "catalogue")
             .with("results", photos.len())
@@ -218,16 +253,33 @@ pub fn grid(call: &Call) -> Result<Resp, Fail> {
 <option value=\"allowed\"{}>allowed</option><option value=\"blocked\"{}>blocked</option></select>\
 <label>from <input type=\"date\" name=\"from\" value=\"{}\"></label><label>to <input type=\"date\" name=\"to\" value=\"{}\"></label>\
 <label><input type=\"checkbox\" name=\"quarantined\" value=\"1\"{}> quarantined</label><button type=\"submit\">Filter</button></form>",
-        select("collection", &collections, f.collection.as_deref(), "All collections"),
+        select(
+            "collection",
+            &collections,
+            f.collection.as_deref(),
+            "All collections"
+        ),
         esc(f.person.as_deref().unwrap_or("")),
         select("purpose", purposes, f.purpose.as_deref(), "Any purpose"),
-        if f.verdict.as_deref() == Some("allowed") { " selected" } else { "" },
-        if f.verdict.as_deref() == Some("blocked") { " selected" } else { "" },
+        if f.verdict.as_deref() == Some("allowed") {
+            " selected"
+        } else {
+            ""
+        },
+        if f.verdict.as_deref() == Some("blocked") {
+            " selected"
+        } else {
+            ""
+        },
         f.from.map(|d| d.to_string()).unwrap_or_default(),
         f.to.map(|d| d.to_string()).unwrap_or_default(),
         if f.quarantined { " checked" } else { "" },
     );
-    let _ = write!(html, "<p class=\"muted\">{} photo(s)</p><ul class=\"grid\" id=\"photo-grid\">", photos.len());
+    let _ = write!(
+        html,
+        "<p class=\"muted\">{} photo(s)</p><ul class=\"grid\" id=\"photo-grid\">",
+        photos.len()
+    );
     let shown_purpose = f.purpose.clone().or_else(|| purposes.first().cloned());
     for item in photos.iter().skip(page * PAGE).take(PAGE) {
         let a = &item.asset;
@@ -243,7 +295,10 @@ pub fn grid(call: &Call) -> Result<Resp, Fail> {
         let thumb = if a.thumbnails.is_empty() {
             "<div class=\"nothumb\">no preview</div>".to_owned()
         } else {
-            format!("<img src=\"/photos/{}/thumb\" alt=\"\" loading=\"lazy\">", a.id)
+            format!(
+                "<img src=\"/photos/{}/thumb\" alt=\"\" loading=\"lazy\">",
+                a.id
+            )
         };
         let _ = write!(
             html,
@@ -257,11 +312,23 @@ pub fn grid(call: &Call) -> Result<Resp, Fail> {
     }
     html.push_str("</ul>");
     if photos.len() > (page + 1) * PAGE {
-        let mut next: Vec<(String, String)> = call.req.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut next: Vec<(String, String)> = call
+            .req
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         next.retain(|(k, _)| k != "page");
         next.push(("page".into(), (page + 1).to_string()));
-        let query: Vec<String> = next.iter().map(|(k, v)| format!("{}={}", q(k), q(v))).collect();
-        let _ = write!(html, "<p><a href=\"/photos?{}\">Next page</a></p>", esc(&query.join("&")));
+        let query: Vec<String> = next
+            .iter()
+            .map(|(k, v)| format!("{}={}", q(k), q(v)))
+            .collect();
+        let _ = write!(
+            html,
+            "<p><a href=\"/photos?{}\">Next page</a></p>",
+            esc(&query.join("&"))
+        );
     }
     Ok(call.page("Photos", &html))
 }
@@ -269,7 +336,11 @@ pub fn grid(call: &Call) -> Result<Resp, Fail> {
 pub fn api_list(call: &Call) -> Result<Resp, Fail> {
     let f = Filters::read(call);
     let photos = listed(call, &f)?;
-    call.audit(Entry::new("asset.list", "catalogue").with("results", photos.len()).with("via", "api"))?;
+    call.audit(
+        Entry::new("asset.list", "catalogue")
+            .with("results", photos.len())
+            .with("via", "api"),
+    )?;
     let items: Vec<serde_json::Value> = photos
         .iter()
         .map(|p| {
@@ -285,7 +356,11 @@ pub fn api_list(call: &Call) -> Result<Resp, Fail> {
 // ---- one photo -------------------------------------------------------------------
 
 fn face_label(call: &Call, face: &crate::domain::Face) -> (String, &'static str) {
-    let name = |id: &crate::domain::PersonId| call.people().name_of(id.as_str()).unwrap_or_else(|| id.to_string());
+    let name = |id: &crate::domain::PersonId| {
+        call.people()
+            .name_of(id.as_str())
+            .unwrap_or_else(|| id.to_string())
+    };
     match &face.attribution.identity {
         Some(Identity::Confirmed { person, .. }) => (name(person), "confirmed"),
         Some(Identity::Suggested { person, .. }) => (format!("{}?", name(person)), "suggested"),
@@ -298,7 +373,9 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
     let asset = asset_of(call)?;
     let date = date_param(call)?;
     // The control request records `asset.view` (and the override, if any).
-    let detail = call.ask(Request::AssetShow { id: asset.id.to_string() })?;
+    let detail = call.ask(Request::AssetShow {
+        id: asset.id.to_string(),
+    })?;
     if call.overrides {
         call.audit(Entry::new("asset.view", format!("asset:{}", asset.id)))?;
     }
@@ -306,7 +383,16 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
     let decisions = call.console.rights.decide_all(call.people(), &asset, date);
     let grants = &call.user.grants;
     let sees_faces = authz::holds(grants, Permission::FaceView)
-        && authz::check(grants, Permission::FaceView, Scope::Photo { collection: &asset.collection, restricted: false, usable: true }).is_ok();
+        && authz::check(
+            grants,
+            Permission::FaceView,
+            Scope::Photo {
+                collection: &asset.collection,
+                restricted: false,
+                usable: true,
+            },
+        )
+        .is_ok();
     let edits = authz::holds(grants, Permission::FaceEdit) && sees_faces;
     let id = asset.id.to_string();
     let mut html = String::new();
@@ -316,9 +402,16 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
     }
     // The photo with its face boxes (SVG: no inline styles, CSP-clean).
     let (w, h) = (asset.width.unwrap_or(1), asset.height.unwrap_or(1));
-    let _ = write!(html, "<div class=\"photo-layout\"><figure class=\"photo\"><svg id=\"photo\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">", esc(name));
+    let _ = write!(
+        html,
+        "<div class=\"photo-layout\"><figure class=\"photo\"><svg id=\"photo\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(name)
+    );
     if !asset.thumbnails.is_empty() {
-        let _ = write!(html, "<image href=\"/photos/{id}/thumb?size=large\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\"/>");
+        let _ = write!(
+            html,
+            "<image href=\"/photos/{id}/thumb?size=large\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\"/>"
+        );
     }
     if sees_faces {
         // Labels in the photo's own units: about 20 px on screen whatever
@@ -332,12 +425,27 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 html,
                 "<g class=\"face {kind}\" data-face=\"{no}\"><rect x=\"{:.0}\" y=\"{:.0}\" width=\"{:.0}\" height=\"{:.0}\"/>\
 <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"{font:.0}\" stroke-width=\"{:.1}\">{no}: {}</text></g>",
-                b.x, b.y, b.width, b.height, b.x, (b.y - font / 4.0).max(font), font / 6.0, esc(&label), no = face.no
+                b.x,
+                b.y,
+                b.width,
+                b.height,
+                b.x,
+                (b.y - font / 4.0).max(font),
+                font / 6.0,
+                esc(&label),
+                no = face.no
             );
         }
     }
     html.push_str("</svg>");
-    let _ = write!(html, "<figcaption>{} · {} · {}×{}</figcaption></figure><div class=\"side\">", esc(name), esc(&asset.collection), w, h);
+    let _ = write!(
+        html,
+        "<figcaption>{} · {} · {}×{}</figcaption></figure><div class=\"side\">",
+        esc(name),
+        esc(&asset.collection),
+        w,
+        h
+    );
     // Decisions.
     let mut rows = Vec::new();
     for d in &decisions {
@@ -354,8 +462,12 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                 }
             })
             .collect();
-        let redacted = if !d.allowed && d.reasons.iter().all(|r| !r.blocking || !r.faces.is_empty()) {
-            format!(" <a href=\"/photos/{id}/redacted?purpose={}\">redacted copy</a>", q(&d.purpose))
+        let redacted = if !d.allowed && d.reasons.iter().all(|r| !r.blocking || !r.faces.is_empty())
+        {
+            format!(
+                " <a href=\"/photos/{id}/redacted?purpose={}\">redacted copy</a>",
+                q(&d.purpose)
+            )
         } else {
             String::new()
         };
@@ -367,14 +479,22 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             p = esc(&d.purpose),
         ));
     }
-    let _ = write!(html, "<section class=\"card\"><h2>May it be used on {date}?</h2>{}</section>", table(&["Purpose", "Decision", "Why"], &rows));
+    let _ = write!(
+        html,
+        "<section class=\"card\"><h2>May it be used on {date}?</h2>{}</section>",
+        table(&["Purpose", "Decision", "Why"], &rows)
+    );
     // Faces.
     if sees_faces && !asset.faces.is_empty() {
         html.push_str("<section class=\"card\"><h2>Faces</h2><ul class=\"faces\">");
         for face in &asset.faces {
             let (label, kind) = face_label(call, face);
             let no = face.no;
-            let _ = write!(html, "<li id=\"face-{no}\" class=\"{kind}\"><img src=\"/photos/{id}/faces/{no}/crop\" alt=\"face {no}\"><div><strong>{no}: {}</strong>", esc(&label));
+            let _ = write!(
+                html,
+                "<li id=\"face-{no}\" class=\"{kind}\"><img src=\"/photos/{id}/faces/{no}/crop\" alt=\"face {no}\"><div><strong>{no}: {}</strong>",
+                esc(&label)
+            );
             if edits && kind != "confirmed" {
                 let _ = write!(
                     html,
@@ -385,12 +505,27 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
                     csrf_field(&call.csrf)
                 );
                 if let Some(Identity::Suggested { person, .. }) = &face.attribution.identity {
-                    let _ = write!(html, "<form method=\"post\" action=\"/photos/{id}/faces/{no}/name\" class=\"inline\">{}<input type=\"hidden\" name=\"person\" value=\"{}\"><button type=\"submit\" class=\"ok\">Confirm</button></form>", csrf_field(&call.csrf), esc(person.as_str()));
-                    html.push_str(&button_with(call, &format!("/photos/{id}/faces/{no}/reject"), "Not this person", "", &[("person", person.as_str())]));
+                    let _ = write!(
+                        html,
+                        "<form method=\"post\" action=\"/photos/{id}/faces/{no}/name\" class=\"inline\">{}<input type=\"hidden\" name=\"person\" value=\"{}\"><button type=\"submit\" class=\"ok\">Confirm</button></form>",
+                        csrf_field(&call.csrf),
+                        esc(person.as_str())
+                    );
+                    html.push_str(&button_with(
+                        call,
+                        &format!("/photos/{id}/faces/{no}/reject"),
+                        "Not this person",
+                        "",
+                        &[("person", person.as_str())],
+                    ));
                 }
             }
             if let Some(p) = face.attribution.confirmed() {
-                let _ = write!(html, " <a href=\"/people/{}\">person page</a>", esc(p.as_str()));
+                let _ = write!(
+                    html,
+                    " <a href=\"/people/{}\">person page</a>",
+                    esc(p.as_str())
+                );
             }
             html.push_str("</div></li>");
         }
@@ -405,7 +540,10 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         html.push_str("</section>");
     }
     // Downloads.
-    let _ = write!(html, "<section class=\"card\"><h2>Download</h2><p><a id=\"download-original\" href=\"/photos/{id}/original\">Original</a> (recorded in the audit trail)</p></section>");
+    let _ = write!(
+        html,
+        "<section class=\"card\"><h2>Download</h2><p><a id=\"download-original\" href=\"/photos/{id}/original\">Original</a> (recorded in the audit trail)</p></section>"
+    );
     // Metadata and licence.
     let m = &asset.metadata;
     let mut meta = Vec::new();
@@ -414,17 +552,47 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             meta.push(format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v)));
         }
     };
-    row("Taken", crate::api::capture_time_text(m).map(|t| t.replacen('T', " ", 1).trim_end_matches(".000").to_owned()));
-    row("Camera", Some(format!("{} {}", m.camera_make.clone().unwrap_or_default(), m.camera_model.clone().unwrap_or_default()).trim().to_owned()));
+    row(
+        "Taken",
+        crate::api::capture_time_text(m)
+            .map(|t| t.replacen('T', " ", 1).trim_end_matches(".000").to_owned()),
+    );
+    row(
+        "Camera",
+        Some(
+            format!(
+                "{} {}",
+                m.camera_make.clone().unwrap_or_default(),
+                m.camera_model.clone().unwrap_or_default()
+            )
+            .trim()
+            .to_owned(),
+        ),
+    );
     row("Title", m.title.clone());
     row("Caption", m.caption.clone());
     row("Creator", Some(m.creator.join(", ")));
     row("Copyright", m.copyright.clone());
     row("Keywords", Some(m.keywords.join(", ")));
     row("Format", asset.format.clone());
-    row("Ingested", Some(crate::clock::rfc3339(asset.created_at_ms).get(..19).map_or_else(String::new, |t| format!("{} UTC", t.replacen('T', " ", 1)))));
-    let _ = write!(html, "<section class=\"card\"><h2>Metadata</h2><table class=\"kv\">{}</table></section>", meta.join(""));
-    let (licence, sources) = call.console.rights.licence_of(&asset.id).map_err(Fail::internal)?;
+    row(
+        "Ingested",
+        Some(
+            crate::clock::rfc3339(asset.created_at_ms)
+                .get(..19)
+                .map_or_else(String::new, |t| format!("{} UTC", t.replacen('T', " ", 1))),
+        ),
+    );
+    let _ = write!(
+        html,
+        "<section class=\"card\"><h2>Metadata</h2><table class=\"kv\">{}</table></section>",
+        meta.join("")
+    );
+    let (licence, sources) = call
+        .console
+        .rights
+        .licence_of(&asset.id)
+        .map_err(Fail::internal)?;
     let _ = write!(
         html,
         "<section class=\"card\"><h2>Licence</h2><p>{}</p>",
@@ -433,9 +601,16 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         } else {
             esc(&format!(
                 "{} — {}{}",
-                licence.licensor.clone().or(licence.creator.clone()).unwrap_or_default(),
+                licence
+                    .licensor
+                    .clone()
+                    .or(licence.creator.clone())
+                    .unwrap_or_default(),
                 licence.terms.clone().unwrap_or_default(),
-                licence.valid_until.map(|d| format!(", until {d}")).unwrap_or_default()
+                licence
+                    .valid_until
+                    .map(|d| format!(", until {d}"))
+                    .unwrap_or_default()
             ))
         }
     );
@@ -454,7 +629,10 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
     }
     html.push_str("</section>");
     if authz::holds(grants, Permission::Restrict) {
-        let restricted = call.console.rights.restricted(&Subject::Asset(asset.id.clone()));
+        let restricted = call
+            .console
+            .rights
+            .restricted(&Subject::Asset(asset.id.clone()));
         let _ = write!(
             html,
             "<section class=\"card\"><h2>Restriction</h2><form method=\"post\" action=\"/photos/{id}/restrict\" class=\"stack\">{}\
@@ -462,7 +640,11 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
 <button type=\"submit\" class=\"danger\">{}</button></form></section>",
             csrf_field(&call.csrf),
             !restricted,
-            if restricted { "Lift the restriction" } else { "Restrict this photo" }
+            if restricted {
+                "Lift the restriction"
+            } else {
+                "Restrict this photo"
+            }
         );
     }
     html.push_str("</div></div>");
@@ -471,14 +653,20 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
 
 pub fn api_photo(call: &Call) -> Result<Resp, Fail> {
     let asset = asset_of(call)?;
-    let detail = call.ask(Request::AssetShow { id: asset.id.to_string() })?;
+    let detail = call.ask(Request::AssetShow {
+        id: asset.id.to_string(),
+    })?;
     let mut detail = detail.into_iter().next().unwrap_or_default();
     if !authz::holds(&call.user.grants, Permission::FaceView) {
         // Viewers get the photo, not who is in it.
         detail["faces"] = serde_json::json!([]);
     }
-    detail["decisions"] = serde_json::to_value(call.console.rights.decide_all(call.people(), &asset, call.console.rights.today()))
-        .map_err(Fail::internal)?;
+    detail["decisions"] = serde_json::to_value(call.console.rights.decide_all(
+        call.people(),
+        &asset,
+        call.console.rights.today(),
+    ))
+    .map_err(Fail::internal)?;
     Ok(Resp::json(StatusCode::OK, &detail))
 }
 
@@ -501,8 +689,14 @@ pub fn thumb(call: &Call) -> Result<Resp, Fail> {
         asset.thumbnails.iter().min_by_key(|t| t.size)
     }
     .ok_or_else(|| Fail::new(StatusCode::NOT_FOUND, "This photo has no preview."))?;
-    call.audit(Entry::new("asset.thumbnail", format!("asset:{}", asset.id)).with("size", thumb.size))?;
-    let bytes = call.console.store.read_blob(&asset, &thumb.blob).map_err(Fail::internal)?;
+    call.audit(
+        Entry::new("asset.thumbnail", format!("asset:{}", asset.id)).with("size", thumb.size),
+    )?;
+    let bytes = call
+        .console
+        .store
+        .read_blob(&asset, &thumb.blob)
+        .map_err(Fail::internal)?;
     Ok(Resp::bytes(&thumb.mime, bytes).with_header(
         consentry_web::warp::http::header::CACHE_CONTROL,
         "private, max-age=300",
@@ -511,19 +705,31 @@ pub fn thumb(call: &Call) -> Result<Resp, Fail> {
 
 pub fn original(call: &Call) -> Result<Resp, Fail> {
     let asset = asset_of(call)?;
-    let blob = asset
-        .original
-        .as_ref()
-        .ok_or_else(|| Fail::new(StatusCode::NOT_FOUND, "The original of this file was not stored."))?;
-    call.audit(Entry::new("asset.download", format!("asset:{}", asset.id)).with("copy", "original"))?;
-    let bytes = call.console.store.read_blob(&asset, blob).map_err(Fail::internal)?;
+    let blob = asset.original.as_ref().ok_or_else(|| {
+        Fail::new(
+            StatusCode::NOT_FOUND,
+            "The original of this file was not stored.",
+        )
+    })?;
+    call.audit(
+        Entry::new("asset.download", format!("asset:{}", asset.id)).with("copy", "original"),
+    )?;
+    let bytes = call
+        .console
+        .store
+        .read_blob(&asset, blob)
+        .map_err(Fail::internal)?;
     let name = asset
         .sources
         .first()
         .and_then(|s| s.path.rsplit('/').next())
         .unwrap_or("photo")
         .to_owned();
-    Ok(Resp::attachment(asset.mime.as_deref().unwrap_or("application/octet-stream"), &name, bytes))
+    Ok(Resp::attachment(
+        asset.mime.as_deref().unwrap_or("application/octet-stream"),
+        &name,
+        bytes,
+    ))
 }
 
 pub fn redacted(call: &Call) -> Result<Resp, Fail> {
@@ -550,7 +756,11 @@ pub fn redacted(call: &Call) -> Result<Resp, Fail> {
         .ok_or_else(|| Fail::internal("the export produced no file"))?;
     let bytes = crate::pipeline::store::crypto::hex_decode(s(file, "hex"))
         .ok_or_else(|| Fail::internal("the export is not hex"))?;
-    let mime = if s(file, "name").ends_with("-redacted.jpg") { "image/jpeg" } else { asset.mime.as_deref().unwrap_or("application/octet-stream") };
+    let mime = if s(file, "name").ends_with("-redacted.jpg") {
+        "image/jpeg"
+    } else {
+        asset.mime.as_deref().unwrap_or("application/octet-stream")
+    };
     Ok(Resp::attachment(mime, s(file, "name"), bytes))
 }
 
@@ -559,16 +769,27 @@ pub fn crop(call: &Call) -> Result<Resp, Fail> {
     use opencv::prelude::*;
     let asset = asset_of(call)?;
     let no: u32 = call.param(1).parse().map_err(|_| Fail::not_found())?;
-    let face = asset.faces.iter().find(|f| f.no == no).ok_or_else(Fail::not_found)?;
+    let face = asset
+        .faces
+        .iter()
+        .find(|f| f.no == no)
+        .ok_or_else(Fail::not_found)?;
     let thumb = asset
         .thumbnails
         .iter()
         .max_by_key(|t| t.size)
         .ok_or_else(|| Fail::new(StatusCode::NOT_FOUND, "This photo has no preview."))?;
     call.audit(Entry::new("face.crop", format!("face:{}:{no}", asset.id)))?;
-    let bytes = call.console.store.read_blob(&asset, &thumb.blob).map_err(Fail::internal)?;
-    let image = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(&bytes), opencv::imgcodecs::IMREAD_COLOR)
+    let bytes = call
+        .console
+        .store
+        .read_blob(&asset, &thumb.blob)
         .map_err(Fail::internal)?;
+    let image = opencv::imgcodecs::imdecode(
+        &Vector::<u8>::from_slice(&bytes),
+        opencv::imgcodecs::IMREAD_COLOR,
+    )
+    .map_err(Fail::internal)?;
     let scale = thumb.width as f32 / asset.width.unwrap_or(thumb.width).max(1) as f32;
     let b = &face.bbox;
     let margin = 0.25 * b.width.max(b.height);
@@ -577,12 +798,20 @@ pub fn crop(call: &Call) -> Result<Resp, Fail> {
     let x1 = (((b.x + b.width + margin) * scale) as i32).min(image.cols());
     let y1 = (((b.y + b.height + margin) * scale) as i32).min(image.rows());
     if x1 <= x0 || y1 <= y0 {
-        return Err(Fail::new(StatusCode::NOT_FOUND, "The face lies outside the preview."));
+        return Err(Fail::new(
+            StatusCode::NOT_FOUND,
+            "The face lies outside the preview.",
+        ));
     }
     let roi = Mat::roi(&image, Rect::new(x0, y0, x1 - x0, y1 - y0)).map_err(Fail::internal)?;
     let mut out = Vector::<u8>::new();
-    opencv::imgcodecs::imencode(".jpg", &roi, &mut out, &Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 88]))
-        .map_err(Fail::internal)?;
+    opencv::imgcodecs::imencode(
+        ".jpg",
+        &roi,
+        &mut out,
+        &Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 88]),
+    )
+    .map_err(Fail::internal)?;
     Ok(Resp::bytes("image/jpeg", out.to_vec()).with_header(
         consentry_web::warp::http::header::CACHE_CONTROL,
         "private, max-age=60",
@@ -598,7 +827,10 @@ pub fn name_face(call: &Call) -> Result<Resp, Fail> {
     let person = form.require("person")?.to_owned();
     let face = format!("{}:{}", call.param(0), call.param(1));
     let request = if call.people().resolve(&person).is_ok() {
-        PeopleRequest::Confirm { face: face.clone(), person: person.clone() }
+        PeopleRequest::Confirm {
+            face: face.clone(),
+            person: person.clone(),
+        }
     } else {
         let kind = match form.get("kind").unwrap_or("other") {
             "staff" => crate::domain::PersonKind::Staff,
@@ -617,7 +849,11 @@ pub fn name_face(call: &Call) -> Result<Resp, Fail> {
         }
     };
     let answer = call.ask(Request::People { request })?;
-    Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "face": face, "person": person, "answer": answer })))
+    Ok(done(
+        call,
+        &format!("/photos/{}", call.param(0)),
+        serde_json::json!({ "face": face, "person": person, "answer": answer }),
+    ))
 }
 
 /// "Not this person": names the person rejected, so a stale page cannot
@@ -626,22 +862,43 @@ pub fn reject_face(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let person = form.require("person")?.to_owned();
     let face = format!("{}:{}", call.param(0), call.param(1));
-    call.ask(Request::People { request: PeopleRequest::Reject { face: face.clone(), person: Some(person) } })?;
-    Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "face": face, "rejected": true })))
+    call.ask(Request::People {
+        request: PeopleRequest::Reject {
+            face: face.clone(),
+            person: Some(person),
+        },
+    })?;
+    Ok(done(
+        call,
+        &format!("/photos/{}", call.param(0)),
+        serde_json::json!({ "face": face, "rejected": true }),
+    ))
 }
 
 pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let asset = AssetId::parse(call.param(0)).ok_or_else(Fail::not_found)?;
     let date = |k: &str| -> Result<Option<Date>, Fail> {
-        form.get(k).map(|d| d.parse().map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))).transpose()
+        form.get(k)
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))
+            })
+            .transpose()
     };
     let purposes: Vec<String> = form
         .get("purposes")
-        .map(|p| p.split([' ', ',']).filter(|p| !p.is_empty()).map(str::to_owned).collect())
+        .map(|p| {
+            p.split([' ', ','])
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if form.get("licensor").is_none() && form.get("terms").is_none() {
-        return Err(Fail::bad("Give at least the licensor or the terms of the licence."));
+        return Err(Fail::bad(
+            "Give at least the licensor or the terms of the licence.",
+        ));
     }
     let terms = LicenceTerms {
         licensor: form.get("licensor").map(str::to_owned),
@@ -651,10 +908,12 @@ pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
         valid_until: date("valid_until")?,
         ..LicenceTerms::default()
     };
-    let document = form.file("document").map(|f| crate::people::commands::PhotoUpload {
-        name: f.name.clone(),
-        hex: crate::pipeline::store::crypto::hex_encode(&f.bytes),
-    });
+    let document = form
+        .file("document")
+        .map(|f| crate::people::commands::PhotoUpload {
+            name: f.name.clone(),
+            hex: crate::pipeline::store::crypto::hex_encode(&f.bytes),
+        });
     call.ask(Request::Rights {
         request: Box::new(RightsRequest::LicenceSet {
             scope: LicenceScope::Asset { asset },
@@ -662,7 +921,11 @@ pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
             document,
         }),
     })?;
-    Ok(done(call, &format!("/photos/{}", call.param(0)), serde_json::json!({ "ok": true })))
+    Ok(done(
+        call,
+        &format!("/photos/{}", call.param(0)),
+        serde_json::json!({ "ok": true }),
+    ))
 }
 
 pub fn restrict(call: &Call) -> Result<Resp, Fail> {

@@ -51,7 +51,13 @@ pub fn form(req: &Req, error: Option<(StatusCode, &str)>) -> Resp {
         .unwrap_or_else(random_token);
     let next = next_path(req.query("next"));
     let (status, message) = match error {
-        Some((status, message)) => (status, format!("<p class=\"error\" role=\"alert\" id=\"signin-error\">{}</p>", esc(message))),
+        Some((status, message)) => (
+            status,
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"signin-error\">{}</p>",
+                esc(message)
+            ),
+        ),
         None => (StatusCode::OK, String::new()),
     };
     let body = format!(
@@ -71,8 +77,10 @@ pub fn form(req: &Req, error: Option<(StatusCode, &str)>) -> Resp {
 
 fn audit_attempt(console: &Console, user: &str, req: &Req, outcome: Outcome, why: &str) {
     let name: String = user.chars().take(64).collect();
-    let mut entry = Entry::new("session.signin", format!("user:{name}"))
-        .with("address", req.peer.map(|p| p.to_string()).unwrap_or_default());
+    let mut entry = Entry::new("session.signin", format!("user:{name}")).with(
+        "address",
+        req.peer.map(|p| p.to_string()).unwrap_or_default(),
+    );
     if !why.is_empty() {
         entry = entry.with("error", why);
     }
@@ -82,7 +90,12 @@ fn audit_attempt(console: &Console, user: &str, req: &Req, outcome: Outcome, why
 }
 
 /// Checks name and password; on success a session and its cookie.
-fn sign_in(console: &Console, req: &Req, user: &str, password: &str) -> Result<(String, session::NewSession), (StatusCode, String)> {
+fn sign_in(
+    console: &Console,
+    req: &Req,
+    user: &str,
+    password: &str,
+) -> Result<(String, session::NewSession), (StatusCode, String)> {
     let ip = req.peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     match console.users.authenticate(user, password, ip) {
         Ok(found) => {
@@ -98,17 +111,28 @@ fn sign_in(console: &Console, req: &Req, user: &str, password: &str) -> Result<(
                 SignInError::Wrong | SignInError::Disabled => (
                     StatusCode::UNAUTHORIZED,
                     "Wrong user name or password.".to_owned(),
-                    if matches!(err, SignInError::Disabled) { "disabled" } else { "wrong name or password" }.to_owned(),
+                    if matches!(err, SignInError::Disabled) {
+                        "disabled"
+                    } else {
+                        "wrong name or password"
+                    }
+                    .to_owned(),
                 ),
                 SignInError::Locked(locked) => {
                     let minutes = locked.retry_after.as_secs().div_ceil(60).max(1);
                     (
                         StatusCode::TOO_MANY_REQUESTS,
-                        format!("Too many failed attempts. Try again in {minutes} minute(s), or ask an administrator."),
+                        format!(
+                            "Too many failed attempts. Try again in {minutes} minute(s), or ask an administrator."
+                        ),
                         "locked".to_owned(),
                     )
                 }
-                SignInError::Store(e) => (StatusCode::INTERNAL_SERVER_ERROR, "The console cannot check passwords now.".into(), e),
+                SignInError::Store(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The console cannot check passwords now.".into(),
+                    e,
+                ),
             };
             log::warn!(target: "consentry::console", "sign-in refused for {:?} from {:?}: {why}", user.chars().take(64).collect::<String>(), req.peer);
             audit_attempt(console, user, req, Outcome::Refused, &why);
@@ -119,17 +143,32 @@ fn sign_in(console: &Console, req: &Req, user: &str, password: &str) -> Result<(
 
 pub fn submit(console: &Console, req: &Req) -> Resp {
     let Ok(f) = req.form() else {
-        return form(req, Some((StatusCode::BAD_REQUEST, "The sign-in form could not be read.")));
+        return form(
+            req,
+            Some((
+                StatusCode::BAD_REQUEST,
+                "The sign-in form could not be read.",
+            )),
+        );
     };
     let given = f.get("login_token").unwrap_or("");
     if !login_cookie(req).is_some_and(|c| session::csrf_matches(&c, given)) {
-        return form(req, Some((StatusCode::FORBIDDEN, "The sign-in form expired. Please try again.")));
+        return form(
+            req,
+            Some((
+                StatusCode::FORBIDDEN,
+                "The sign-in form expired. Please try again.",
+            )),
+        );
     }
     let (user, password) = (f.get("user").unwrap_or(""), f.get("password").unwrap_or(""));
     match sign_in(console, req, user, password) {
         Ok((_, new)) => Resp::redirect(&next_path(f.get("next")))
             .with_header(header::SET_COOKIE, &session::set_cookie(&new.token))
-            .with_header(header::SET_COOKIE, &format!("{LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")),
+            .with_header(
+                header::SET_COOKIE,
+                &format!("{LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+            ),
         Err((status, message)) => form(req, Some((status, &message))),
     }
 }
@@ -137,24 +176,48 @@ pub fn submit(console: &Console, req: &Req) -> Resp {
 /// `POST /api/v1/session` with `{"user", "password"}` (JSON only, so no
 /// cross-site form can post it).
 pub fn api_submit(console: &Console, req: &Req) -> Resp {
-    if !req.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
-        return Resp::json(StatusCode::UNSUPPORTED_MEDIA_TYPE, &serde_json::json!({"error": "send {\"user\", \"password\"} as application/json"}));
+    if !req
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json"))
+    {
+        return Resp::json(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &serde_json::json!({"error": "send {\"user\", \"password\"} as application/json"}),
+        );
     }
     let Ok(f) = req.form() else {
-        return Resp::json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "the body is not JSON"}));
+        return Resp::json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "the body is not JSON"}),
+        );
     };
-    match sign_in(console, req, f.get("user").unwrap_or(""), f.get("password").unwrap_or("")) {
-        Ok((user, new)) => Resp::json(StatusCode::OK, &serde_json::json!({"user": user, "csrf": new.csrf}))
-            .with_header(header::SET_COOKIE, &session::set_cookie(&new.token)),
+    match sign_in(
+        console,
+        req,
+        f.get("user").unwrap_or(""),
+        f.get("password").unwrap_or(""),
+    ) {
+        Ok((user, new)) => Resp::json(
+            StatusCode::OK,
+            &serde_json::json!({"user": user, "csrf": new.csrf}),
+        )
+        .with_header(header::SET_COOKIE, &session::set_cookie(&new.token)),
         Err((status, message)) => Resp::json(status, &serde_json::json!({"error": message})),
     }
 }
 
 pub fn logout(call: &Call) -> Result<Resp, Fail> {
-    if let Some(token) = call.req.header("cookie").and_then(session::token_from_cookies) {
+    if let Some(token) = call
+        .req
+        .header("cookie")
+        .and_then(session::token_from_cookies)
+    {
         call.console.users.sessions().end(token);
     }
-    call.audit(Entry::new("session.signout", format!("user:{}", call.user.name)))?;
+    call.audit(Entry::new(
+        "session.signout",
+        format!("user:{}", call.user.name),
+    ))?;
     let resp = if call.req.is_api() {
         Resp::json(StatusCode::OK, &serde_json::json!({"signed_out": true}))
     } else {
@@ -166,11 +229,20 @@ pub fn logout(call: &Call) -> Result<Resp, Fail> {
 /// Not signed in: the API says 401; a page sends the browser to sign in.
 pub fn unauthenticated(req: &Req) -> Resp {
     if req.is_api() {
-        return Resp::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "sign in first (POST /api/v1/session)"}));
+        return Resp::json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({"error": "sign in first (POST /api/v1/session)"}),
+        );
     }
     if req.method == "GET" {
         let next: String = form_urlencoded::byte_serialize(req.path.as_bytes()).collect();
         return Resp::redirect(&format!("/login?next={next}"));
     }
-    Resp::html(StatusCode::UNAUTHORIZED, bare("Signed out", "<p class=\"error\">Your session has ended. <a href=\"/login\">Sign in again</a>.</p>"))
+    Resp::html(
+        StatusCode::UNAUTHORIZED,
+        bare(
+            "Signed out",
+            "<p class=\"error\">Your session has ended. <a href=\"/login\">Sign in again</a>.</p>",
+        ),
+    )
 }

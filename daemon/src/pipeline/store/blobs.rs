@@ -107,6 +107,28 @@ impl BlobStore {
     }
 }
 
+/// Replaces `path` with `bytes` atomically and durably: a 0600 temporary
+/// file `tmp` beside it, fsync, rename, directory fsync. A crash leaves the
+/// old file or the new one, never a mix.
+pub fn replace_file(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| StoreError::io(tmp, e);
+    {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(tmp)
+            .map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    fs::rename(tmp, path).map_err(|e| StoreError::io(path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())

@@ -46,7 +46,6 @@
 //! so two ingests of the same bytes get the same key.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -151,27 +150,13 @@ impl KeyStore {
     fn write_bucket(&self, bucket: u8, entries: &Bucket) -> Result<(), StoreError> {
         let path = self.path_of(bucket);
         let tmp = self.dir.join(format!("{bucket:02x}.tmp"));
-        let io = |e| StoreError::io(&tmp, e);
         let mut bytes = Vec::with_capacity(MAGIC.len() + entries.len() * ENTRY_LEN);
         bytes.extend_from_slice(MAGIC);
         for (id, wrapped) in entries {
             bytes.extend_from_slice(id);
             bytes.extend_from_slice(wrapped);
         }
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            file.write_all(&bytes).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-        super::blobs::sync_dir(&self.dir)
+        super::blobs::replace_file(&path, &tmp, &bytes)
     }
 
     /// Stores many wrapped keys at once, one rewrite per bucket touched (the

@@ -25,11 +25,11 @@
 pub mod audit;
 pub mod blobs;
 pub mod crypto;
-pub mod records;
 pub mod erase;
 pub mod jobs;
 pub mod keystore;
 pub mod people;
+pub mod records;
 pub mod rights;
 pub mod templates;
 

@@ -14,14 +14,23 @@ pub const TREE_CASES: &str = "consentry-dsr-cases";
 pub const TREE_USERS: &str = "consentry-users";
 
 impl Store {
-    pub fn put_record<T: Serialize>(&self, tree: &str, id: &str, value: &T) -> Result<(), StoreError> {
+    pub fn put_record<T: Serialize>(
+        &self,
+        tree: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let sealed = self.seal(tree, id.as_bytes(), value)?;
         self.db.open_tree(tree)?.insert(id.as_bytes(), sealed)?;
         self.db.flush()?;
         Ok(())
     }
 
-    pub fn record<T: DeserializeOwned>(&self, tree: &str, id: &str) -> Result<Option<T>, StoreError> {
+    pub fn record<T: DeserializeOwned>(
+        &self,
+        tree: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         self.db
             .open_tree(tree)?
             .get(id.as_bytes())?

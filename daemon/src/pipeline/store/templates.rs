@@ -28,7 +28,6 @@
 //! a key that no value uses is dropped, which finishes an interrupted purge.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -152,22 +151,7 @@ impl Vault {
             &state.next_slot.to_be_bytes(),
             &state.keys,
         )?;
-        let tmp = self.path.with_extension("tmp");
-        let io = |e| StoreError::io(&tmp, e);
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            file.write_all(&sealed).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(|e| StoreError::io(&self.path, e))?;
-        super::blobs::sync_dir(self.path.parent().unwrap_or(std::path::Path::new(".")))
+        super::blobs::replace_file(&self.path, &self.path.with_extension("tmp"), &sealed)
     }
 
     /// A slot with room for `n` more templates (a new one, on disk, if needed).
