@@ -70,9 +70,13 @@ fn architecture_md_names_existing_files() {
             "daemon/src/audit/",
             "daemon/src/dsr/",
             "daemon/src/cli/",
+            "daemon/src/console/",
+            "daemon/src/console/screens/",
+            "web/",
             "models/",
             "packaging/",
             "tests/",
+            "tests/src/",
             "tests/tests/",
         ]
         .iter()
