@@ -188,7 +188,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         audit: Arc::clone(&audit),
         users: Arc::clone(&users),
     });
-    control::serve(&socket, control_state).map_err(|err| {
+    control::serve(&socket, Arc::clone(&control_state)).map_err(|err| {
         anyhow::anyhow!(
             "cannot listen on control socket {}: {err}",
             socket.display()
@@ -196,13 +196,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let console = if config.web.enabled {
         let running = crate::console::start(Arc::new(crate::console::Console {
-            store: Arc::clone(&store),
-            config: config.clone(),
-            registry: Arc::clone(&registry),
-            ingestor: Arc::clone(&ingestor),
-            rights: Arc::clone(&rights),
-            audit: Arc::clone(&audit),
-            users: Arc::clone(&users),
+            state: control_state,
             metrics: Default::default(),
         }))?;
         log::info!(target: "consentry::console", url = running.url.as_str(), fingerprint = running.fingerprint.as_str();

@@ -119,6 +119,16 @@ impl Form {
             .ok_or_else(|| format!("the field `{key}` is required"))
     }
 
+    /// An optional `YYYY-MM-DD` field.
+    pub fn date(&self, key: &str) -> Result<Option<jiff::civil::Date>, String> {
+        self.get(key)
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| format!("`{d}` is not a date (YYYY-MM-DD)"))
+            })
+            .transpose()
+    }
+
     pub fn all(&self, key: &str) -> Vec<String> {
         self.fields
             .iter()

@@ -24,27 +24,26 @@ use std::sync::Arc;
 
 use consentry_web::session::{SessionLimits, Sessions};
 
-use crate::audit::{Actor, Audit, Entry, Outcome};
-use crate::config::{Config, WebConfig};
-use crate::consent::Rights;
-use crate::control::{self, Request};
+use crate::audit::{Actor, Entry, Outcome};
+use crate::config::WebConfig;
+use crate::control::{self, ControlState, Request};
 use crate::people::People;
-use crate::pipeline::ingest::Ingestor;
-use crate::pipeline::store::Store;
-use crate::workers::WorkerRegistry;
 use http::Req;
-use users::{User, Users};
+use users::User;
 
-/// Everything the console reads and changes.
+/// Everything the console reads and changes: the daemon's services (shared
+/// with the control socket, reached through `Deref`) and its own metrics.
 pub struct Console {
-    pub store: Arc<Store>,
-    pub config: Config,
-    pub registry: Arc<WorkerRegistry>,
-    pub ingestor: Arc<Ingestor>,
-    pub rights: Arc<Rights>,
-    pub audit: Arc<Audit>,
-    pub users: Arc<Users>,
+    pub state: Arc<ControlState>,
     pub metrics: metrics::Metrics,
+}
+
+impl std::ops::Deref for Console {
+    type Target = ControlState;
+
+    fn deref(&self) -> &ControlState {
+        &self.state
+    }
 }
 
 /// One signed-in request, as handlers see it.

@@ -6,7 +6,6 @@
 use std::fmt::Write;
 
 use consentry_web::warp::http::StatusCode;
-use jiff::civil::Date;
 
 use super::{Fail, done};
 use crate::consent::NewConsent;
@@ -446,14 +445,7 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
 
 pub fn add_consent(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
-    let date = |k: &str| -> Result<Option<Date>, Fail> {
-        form.get(k)
-            .map(|d| {
-                d.parse()
-                    .map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))
-            })
-            .transpose()
-    };
+    let date = |k: &str| form.date(k).map_err(Fail::bad);
     let purposes = form.all("purposes");
     if purposes.is_empty() {
         return Err(Fail::bad(

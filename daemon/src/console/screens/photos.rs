@@ -878,14 +878,7 @@ pub fn reject_face(call: &Call) -> Result<Resp, Fail> {
 pub fn set_licence(call: &Call) -> Result<Resp, Fail> {
     let form = call.req.form()?;
     let asset = AssetId::parse(call.param(0)).ok_or_else(Fail::not_found)?;
-    let date = |k: &str| -> Result<Option<Date>, Fail> {
-        form.get(k)
-            .map(|d| {
-                d.parse()
-                    .map_err(|_| Fail::bad(format!("`{d}` is not a date (YYYY-MM-DD)")))
-            })
-            .transpose()
-    };
+    let date = |k: &str| form.date(k).map_err(Fail::bad);
     let purposes: Vec<String> = form
         .get("purposes")
         .map(|p| {
