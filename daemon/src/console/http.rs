@@ -20,6 +20,9 @@ pub struct Req {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub peer: Option<IpAddr>,
+    /// The body as a form, parsed on first use (the CSRF check and the
+    /// handler share it).
+    pub parsed: std::sync::OnceLock<Result<Form, String>>,
 }
 
 impl Req {
@@ -39,7 +42,14 @@ impl Req {
     }
 
     /// The body as a form (URL-encoded or multipart), or JSON as flat fields.
-    pub fn form(&self) -> Result<Form, String> {
+    pub fn form(&self) -> Result<&Form, String> {
+        self.parsed
+            .get_or_init(|| self.parse_form())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn parse_form(&self) -> Result<Form, String> {
         let kind = self.header("content-type").unwrap_or("");
         if kind.starts_with("multipart/form-data") {
             let boundary = kind

@@ -358,7 +358,7 @@ pub static ROUTES: &[Route] = &[
         "/api/v1/status",
         SignedIn,
         Global,
-        dashboard::api_status,
+        dashboard::live,
         "Catalogue, queue and workers"
     ),
     route!(
@@ -523,6 +523,7 @@ pub fn filter(
                         headers,
                         body,
                         peer: peer.map(|p| p.ip()),
+                        parsed: Default::default(),
                     };
                     let resp = tokio::task::spawn_blocking(move || handle(&console, req))
                         .await

@@ -53,10 +53,6 @@ pub fn live(call: &Call) -> Result<Resp, Fail> {
     Ok(Resp::json(StatusCode::OK, &live_numbers(call)?))
 }
 
-pub fn api_status(call: &Call) -> Result<Resp, Fail> {
-    live(call)
-}
-
 pub fn page(call: &Call) -> Result<Resp, Fail> {
     let grants = &call.user.grants;
     let numbers = live_numbers(call)?;
@@ -92,7 +88,6 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
         let mut blocked: BTreeMap<String, usize> = BTreeMap::new();
         let mut quarantined = Vec::new();
         let officer_or_admin = authz::holds(grants, Permission::SystemStatus);
-        let today = call.console.rights.today();
         for asset in call.console.store.assets() {
             let asset = asset.map_err(Fail::internal)?;
             let in_scope = authz::sees_collection(grants, Permission::PhotoView, &asset.collection);
@@ -131,7 +126,6 @@ pub fn page(call: &Call) -> Result<Resp, Fail> {
             );
             recent.push(asset);
         }
-        let _ = today;
         if authz::holds(grants, Permission::PhotoView) {
             recent.sort_by_key(|a| std::cmp::Reverse(a.created_at_ms));
             html.push_str("<section class=\"card\"><h2>Recent photos</h2><ul class=\"grid small\" id=\"recent\">");

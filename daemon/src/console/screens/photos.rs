@@ -372,14 +372,8 @@ fn face_label(call: &Call, face: &crate::domain::Face) -> (String, &'static str)
 pub fn page(call: &Call) -> Result<Resp, Fail> {
     let asset = asset_of(call)?;
     let date = date_param(call)?;
-    // The control request records `asset.view` (and the override, if any).
-    let detail = call.ask(Request::AssetShow {
-        id: asset.id.to_string(),
-    })?;
-    if call.overrides {
-        call.audit(Entry::new("asset.view", format!("asset:{}", asset.id)))?;
-    }
-    let _ = detail;
+    // One `asset.view` event (with the override, if any) before the page.
+    call.audit(Entry::new("asset.view", format!("asset:{}", asset.id)))?;
     let decisions = call.console.rights.decide_all(call.people(), &asset, date);
     let grants = &call.user.grants;
     let sees_faces = authz::holds(grants, Permission::FaceView)
