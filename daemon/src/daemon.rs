@@ -226,7 +226,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .map(|c| format!("; console at {}", c.url))
             .unwrap_or_default()
     );
-    notifier.ready(&serving);
     supervise(&notifier, &serving, &store, &threads)?;
     notifier.stopping("stopping: finishing the files in progress");
     log::info!(target: "consentry::daemon", "stopping: finishing the files in progress (at most {}s)", EXIT_DEADLINE.as_secs());
@@ -562,8 +561,9 @@ fn boot_id() -> anyhow::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// The main loop: waits for SIGTERM/SIGINT and, between signals, checks the
-/// daemon's health and pings the systemd watchdog while it holds.
+/// The main loop: reports ready once SIGTERM/SIGINT are caught, then waits
+/// for one and, meanwhile, checks the daemon's health and pings the systemd
+/// watchdog while it holds.
 fn supervise(
     notifier: &Notifier,
     serving: &str,
@@ -578,6 +578,7 @@ fn supervise(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        notifier.ready(serving);
         let mut ticks = tokio::time::interval(tick);
         let mut last = Health::Ok;
         loop {

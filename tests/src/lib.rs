@@ -49,13 +49,18 @@ macro_rules! require_testdata {
     };
 }
 
-/// Whether an external tool is on PATH; says so when it is not.
-pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh")
+/// Whether an external tool is on PATH.
+pub fn on_path(name: &str) -> bool {
+    Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .stdout(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether an external tool is on PATH; says so when it is not.
+pub fn have_tool(name: &str) -> bool {
+    let found = on_path(name);
     if !found {
         assert!(
             std::env::var("CONSENTRY_REQUIRE_TESTDATA").as_deref() != Ok("1"),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use consentry_tests::{blake3_hex, synthetic_jpeg};
+use consentry_tests::{blake3_hex, on_path, synthetic_jpeg};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -46,12 +46,7 @@ fn missing_prerequisite(tools: &[&str]) -> Option<String> {
         return Some("the package tests need root (chroot, mount, ptrace)".into());
     }
     for tool in tools {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !on_path(tool) {
             return Some(format!("{tool} is not installed (make deps installs it)"));
         }
     }
