@@ -241,15 +241,26 @@ impl Root {
         self.dir.join(inside.trim_start_matches('/'))
     }
 
+    /// `args` in the root as root, with a clean environment.
     fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.command_as(None, args);
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    }
+
+    /// `args` in the root as `user:group` (root when None), with a clean
+    /// environment (PATH and LANG only).
+    fn command_as<S: AsRef<std::ffi::OsStr>>(&self, userspec: Option<&str>, args: &[S]) -> Command {
         let mut command = Command::new("chroot");
+        if let Some(spec) = userspec {
+            command.arg(format!("--userspec={spec}"));
+        }
         command
             .arg(&self.dir)
             .args(args)
             .env_clear()
             .env("PATH", PATH)
             .env("LANG", "C.UTF-8")
-            .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null());
         command
     }
@@ -384,15 +395,11 @@ impl Service {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
 
+        let userspec = format!("{}:{}", unit.user, unit.group);
         let as_service = |args: &[String]| {
-            let mut full = Command::new("chroot");
-            full.arg(format!("--userspec={}:{}", unit.user, unit.group))
-                .arg(&root.dir)
-                .args(args)
-                .env_clear()
+            let mut command = root.command_as(Some(&userspec), args);
+            command
                 .envs([
-                    ("PATH", PATH),
-                    ("LANG", "C.UTF-8"),
                     ("HOME", "/var/lib/consentry"),
                     ("USER", unit.user.as_str()),
                     ("LOGNAME", unit.user.as_str()),
@@ -410,9 +417,8 @@ impl Service {
                     ),
                     ("NOTIFY_SOCKET", "/run/test-notify/notify.sock"),
                 ])
-                .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
-                .stdin(Stdio::null());
-            full
+                .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
+            command
         };
         run(&mut as_service(&unit.exec_start_pre));
         let log = artefacts().join(format!("consentryd-{name}.log"));
@@ -732,12 +738,11 @@ fn install_run_upgrade_remove_purge_in_a_clean_root() {
         !refused.status.success() && why.contains("sudo -u consentry consentry"),
         "root opened the service's store: {why}"
     );
-    let direct = run(Command::new("chroot")
-        .arg("--userspec=consentry:consentry")
-        .arg(&root.dir)
-        .args(["consentry", "assets", "list", "--json"])
-        .env_clear()
-        .env("PATH", PATH)
+    let direct = run(root
+        .command_as(
+            Some("consentry:consentry"),
+            &["consentry", "assets", "list", "--json"],
+        )
         .env("HOME", "/var/lib/consentry"));
     let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&direct.stdout)
         .lines()
